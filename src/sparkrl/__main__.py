@@ -1,0 +1,5 @@
+import sys
+
+from sparkrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line subcommands of `sparkrl`; see sparkrl.cli for the contract each module follows."""
