@@ -1,0 +1,216 @@
+"""Typed, validated configuration of a training run (`sparkrl train --config FILE.yaml`).
+
+One small dataclass per concern. Everything is checked before any model is loaded: unknown
+keys, wrong types and impossible combinations raise `ConfigError` naming the file and the key.
+The `grpo` section is passed to TRL's `GRPOConfig` unchanged (any of its fields), so TRL's own
+validation applies to it too. Overrides from the command line use dotted keys
+(`spark.schedule=mix`, `grpo.learning_rate=1e-6`) with YAML values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from sparkrl.schedule import SCHEDULES
+
+# Our wording of the answer-format instruction appended to policy prompts.
+DEFAULT_PROMPT_SUFFIX = "Think it through step by step, then state the final answer inside \\boxed{}."
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with where it was found."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = ""  # a local folder (Hugging Face format); nothing is downloaded
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ConfigError("model.path is required: a local model folder")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    train: str = ""  # JSONL, JSON, Parquet file or saved dataset folder
+    eval: str | None = None
+    loader: dict[str, Any] = field(default_factory=dict)  # fields of sparkrl.data.DataConfig
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ConfigError("data.train is required: a JSONL, JSON, Parquet file or saved dataset folder")
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    suffix: str = DEFAULT_PROMPT_SUFFIX  # appended to policy questions, as in the authors' runs
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    schedule: Literal["alternate", "mix", "off"] = "alternate"
+    mix_share: float = 0.5  # share of prompt slots given to recycled items under `mix`
+    policy_steps: int = 100  # rounds trained on dataset prompts (the budget compared across runs)
+    recycle_recycled: bool = False  # also recycle rollouts of recycled items (authors: no)
+    pool_capacity: int | None = None  # most recycled items kept waiting; oldest dropped beyond
+    recycling: dict[str, Any] = field(default_factory=dict)  # fields of sparkrl.recycling.RecyclingConfig
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"spark.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0.0 < self.mix_share < 1.0:
+            raise ConfigError(f"spark.mix_share must be strictly between 0 and 1, got {self.mix_share}")
+        if self.policy_steps < 1:
+            raise ConfigError(f"spark.policy_steps must be at least 1, got {self.policy_steps}")
+        if self.pool_capacity is not None and self.pool_capacity < 1:
+            raise ConfigError(f"spark.pool_capacity must be at least 1 or null, got {self.pool_capacity}")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    timeout_s: float = 5.0  # per-answer limit of the math verifier
+    verifiers: dict[str, str] = field(default_factory=dict)  # task -> 'module:function'
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ConfigError(f"rewards.timeout_s must be positive, got {self.timeout_s}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig
+    data: DataSection
+    output_dir: str = "runs/spark"
+    seed: int = 0
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+    grpo: dict[str, Any] = field(default_factory=dict)  # any TRL GRPOConfig field
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Check (and gently coerce int -> float) a YAML value against a field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        if value not in typing.get_args(annotation):
+            raise ConfigError(f"{where}: expected one of {typing.get_args(annotation)}, got {value!r}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _check_type(value, option, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is dict or annotation is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, where)
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    values = {name: _check_type(value, hints[name], f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides (values parsed as YAML) to a nested mapping."""
+    result = _deep_copy(data)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} must look like section.key=value")
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {override!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+    return result
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def config_from_mapping(data: Mapping[str, Any], where: str = "config") -> RunConfig:
+    """Build and validate a RunConfig, including the recycling and TRL sections."""
+    config = _build(RunConfig, data, where)
+    validate_sections(config, where)
+    return config
+
+
+def validate_sections(config: RunConfig, where: str) -> None:
+    """Validate the sections that are passed on to other libraries, before any model loads."""
+    from sparkrl.data import DataConfig
+    from sparkrl.recycling import RecyclingConfig
+
+    try:
+        DataConfig(**config.data.loader)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: data.loader: {exc}") from None
+    try:
+        RecyclingConfig(**config.spark.recycling)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: spark.recycling: {exc}") from None
+    reserved = {"output_dir", "seed", "max_steps", "remove_unused_columns"} & set(config.grpo)
+    if reserved:
+        raise ConfigError(
+            f"{where}: grpo.{sorted(reserved)[0]} is set by sparkrl; use the top-level "
+            "output_dir / seed, and spark.policy_steps for the length of the run"
+        )
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML configuration file, apply overrides and validate everything."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return config_from_mapping(apply_overrides(dict(data), overrides), where=str(path))

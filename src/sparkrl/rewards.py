@@ -1,0 +1,159 @@
+"""One reward entry point for every row, routed by its task to a verifier.
+
+Policy rows and reflection rows are scored by mathematical equivalence with the ground truth;
+pointwise and pairwise judge rows by comparing the boxed verdict with their label. Users add
+verifiers for their own tasks by name (`register` or `rewards.verifiers` in the configuration,
+as `module:function` import paths), without editing the package.
+
+The router is a plain TRL reward function `(prompts, completions, **columns) -> list[float]`.
+It also reports per-task metrics through TRL's `log_metric` hook, one value per row, so that
+TRL's cross-process averaging yields exact global means, and it keeps the verdicts of the last
+call so the trainer can recycle the rollouts without verifying them twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLECTION
+from sparkrl.verification import Verdict, verify_label, verify_math
+
+# A verifier scores one completion against the row's ground truth; `row` holds all columns.
+Verifier = Callable[[str, str, Mapping[str, Any]], Verdict | float]
+
+# Metric names per task, as they appear in the training logs.
+METRIC_NAMES = {
+    TASK_POLICY: "spark/policy_reward",
+    TASK_POINTWISE: "spark/pointwise_accuracy",
+    TASK_PAIRWISE: "spark/pairwise_accuracy",
+    TASK_REFLECTION: "spark/reflection_success",
+}
+
+
+def _math_verifier(timeout_s: float) -> Verifier:
+    def verify(completion: str, answer: str, row: Mapping[str, Any]) -> Verdict:
+        return verify_math(completion, answer, timeout_s=timeout_s)
+
+    return verify
+
+
+def _label_verifier(completion: str, answer: str, row: Mapping[str, Any]) -> Verdict:
+    return verify_label(completion, answer)
+
+
+def import_verifier(path: str) -> Verifier:
+    """Load a user verifier from `package.module:function`."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"verifier {path!r} must be given as 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"verifier {path!r}: cannot import module {module_name!r} ({exc})") from exc
+    try:
+        function = getattr(module, attr)
+    except AttributeError as exc:
+        raise ValueError(f"verifier {path!r}: module {module_name!r} has no {attr!r}") from exc
+    if not callable(function):
+        raise ValueError(f"verifier {path!r} is not callable")
+    return function
+
+
+@dataclass(frozen=True)
+class ScoredRow:
+    """What the router saw and decided for one completion."""
+
+    task: str
+    completion: str
+    verdict: Verdict
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a TRL completion: a plain string, or a list of chat messages."""
+    if isinstance(completion, str):
+        return completion
+    parts = []
+    for message in completion:
+        content = message.get("content", "")
+        if isinstance(content, str):
+            parts.append(content)
+        else:
+            parts.extend(block.get("text", "") for block in content if block.get("type") == "text")
+    return "".join(parts)
+
+
+class RewardRouter:
+    """Routes each row to the verifier of its task; a TRL reward function."""
+
+    __name__ = "spark_reward"
+
+    def __init__(
+        self,
+        timeout_s: float = 5.0,
+        extra: Mapping[str, Verifier | str] | None = None,
+    ) -> None:
+        math_verifier = _math_verifier(timeout_s)
+        self.verifiers: dict[str, Verifier] = {
+            TASK_POLICY: math_verifier,
+            TASK_REFLECTION: math_verifier,
+            TASK_POINTWISE: _label_verifier,
+            TASK_PAIRWISE: _label_verifier,
+        }
+        for task, verifier in (extra or {}).items():
+            self.register(task, verifier)
+        self.last_rows: list[ScoredRow] = []
+
+    def register(self, task: str, verifier: Verifier | str) -> None:
+        """Add or replace the verifier for `task` (a callable or a 'module:function' path)."""
+        self.verifiers[task] = import_verifier(verifier) if isinstance(verifier, str) else verifier
+
+    def score(self, task: str, completion: str, answer: str, row: Mapping[str, Any]) -> Verdict:
+        try:
+            verifier = self.verifiers[task]
+        except KeyError:
+            known = ", ".join(sorted(self.verifiers))
+            raise ValueError(f"no verifier for task {task!r}; known tasks: {known}") from None
+        result = verifier(completion, answer, row)
+        if isinstance(result, Verdict):
+            return result
+        score = float(result)
+        return Verdict(score=score, extracted=None, reason="custom")
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        *,
+        answer: Sequence[str],
+        task: Sequence[str] | None = None,
+        log_metric: Callable[[str, float], None] | None = None,
+        **columns: Any,
+    ) -> list[float]:
+        tasks = list(task) if task is not None else [TASK_POLICY] * len(completions)
+        rows = []
+        for i, (completion, gold, name) in enumerate(zip(completions, answer, tasks, strict=True)):
+            row = {key: values[i] for key, values in columns.items() if isinstance(values, list)}
+            text = completion_text(completion)
+            rows.append(ScoredRow(name, text, self.score(name, text, gold, row)))
+        self.last_rows = rows
+        if log_metric is not None:
+            self._log_row_metrics(rows, answer, log_metric)
+        return [scored.verdict.score for scored in rows]
+
+    def _log_row_metrics(
+        self, rows: Sequence[ScoredRow], answers: Sequence[str], log_metric: Callable[[str, float], None]
+    ) -> None:
+        # One value per row and metric: TRL sums values and counts over all processes, so each
+        # logged number is an exact mean over the global batch. Shares are logged for every
+        # known task on every row, so their denominators are the whole batch.
+        for scored, gold in zip(rows, answers, strict=True):
+            log_metric(METRIC_NAMES.get(scored.task, f"spark/{scored.task}_reward"), scored.verdict.score)
+            for name in self.verifiers:
+                log_metric(f"spark/share_{name}", float(scored.task == name))
+            if scored.task == TASK_POINTWISE:
+                log_metric("spark/pointwise_label_positive", float(gold.strip() in ("Yes", "A")))
+            elif scored.task == TASK_PAIRWISE:
+                log_metric("spark/pairwise_label_a", float(gold.strip() == "A"))

@@ -1,0 +1,144 @@
+"""A training run from a validated `RunConfig`: load model and data, build the trainer, train.
+
+Models and tokenizers load from local folders only (`local_files_only`), so a run never
+downloads weights. The configuration actually used is written to `<output_dir>/config.yaml`
+before training starts, and every logged step is appended to `<output_dir>/metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparkrl.config import ConfigError, RunConfig
+
+_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
+
+
+def load_model_and_tokenizer(path: str, dtype: str = "auto", trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """A causal LM and its tokenizer from a local folder (no downloads)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(f"model.path {path!r} is not a local folder; sparkrl never downloads weights")
+    torch_dtype = _DTYPES[dtype] if dtype == "auto" else getattr(torch, _DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch_dtype, local_files_only=True, trust_remote_code=trust_remote_code
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def optimizer_steps_per_round(grpo_args: Any) -> int:
+    """Optimizer steps that one generation round is trained for."""
+    micro_steps = grpo_args.steps_per_generation * grpo_args.num_iterations
+    if micro_steps % grpo_args.gradient_accumulation_steps:
+        raise ConfigError(
+            "grpo.steps_per_generation x grpo.num_iterations must be a multiple of "
+            f"grpo.gradient_accumulation_steps (got {grpo_args.steps_per_generation} x "
+            f"{grpo_args.num_iterations} and {grpo_args.gradient_accumulation_steps})"
+        )
+    return micro_steps // grpo_args.gradient_accumulation_steps
+
+
+def build_grpo_args(config: RunConfig) -> Any:
+    """TRL's GRPOConfig from the `grpo` section, with the run-level fields sparkrl owns."""
+    from trl import GRPOConfig
+
+    try:
+        args = GRPOConfig(
+            output_dir=config.output_dir,
+            seed=config.seed,
+            remove_unused_columns=False,
+            **config.grpo,
+        )
+    except TypeError as exc:
+        raise ConfigError(f"grpo: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"grpo: {exc}") from None
+    # The policy budget decides the length of the run (see StopAfterPolicySteps); max_steps is
+    # the most optimizer steps it can take: alternate may add one recycled round per policy round.
+    rounds = config.spark.policy_steps * (2 if config.spark.schedule == "alternate" else 1)
+    args.max_steps = rounds * optimizer_steps_per_round(args)
+    return args
+
+
+def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -> Any:
+    """Everything a run needs, wired together; `model`/`tokenizer` may be passed in directly."""
+    from datasets import Dataset
+
+    from sparkrl.data import DataConfig, load_examples
+    from sparkrl.rewards import RewardRouter
+    from sparkrl.training import MetricsFile, SparkGRPOTrainer, example_row
+
+    args = build_grpo_args(config)
+    if model is None:
+        model, tokenizer = load_model_and_tokenizer(
+            config.model.path, config.model.dtype, config.model.trust_remote_code
+        )
+    loader = DataConfig(**config.data.loader)
+    train = load_examples(config.data.train, loader)
+    if train.skipped:
+        print(f"[sparkrl] skipped {len(train.skipped)} bad rows of {config.data.train}")
+    rows = [example_row(example, config.prompt) for example in train.examples]
+    eval_dataset = None
+    if config.data.eval:
+        evaluation = load_examples(config.data.eval, loader)
+        eval_dataset = Dataset.from_list([example_row(e, config.prompt) for e in evaluation.examples])
+    router = RewardRouter(timeout_s=config.rewards.timeout_s, extra=config.rewards.verifiers)
+    trainer = SparkGRPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        spark=config.spark,
+        prompt=config.prompt,
+        router=router,
+    )
+    trainer.add_callback(MetricsFile(Path(config.output_dir) / "metrics.jsonl"))
+    return trainer
+
+
+def save_run_config(config: RunConfig) -> Path:
+    """Write the configuration the run actually reads to `<output_dir>/config.yaml`."""
+    folder = Path(config.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    return path
+
+
+def resolve_checkpoint(output_dir: str, resume: str | bool | None) -> str | None:
+    """`True` -> the newest checkpoint in the run folder; a path -> itself; None/False -> none."""
+    if not resume:
+        return None
+    if resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if last is None:
+            raise ConfigError(f"{output_dir}: no checkpoint-* folder to resume from")
+        return last
+    if not Path(resume).is_dir():
+        raise ConfigError(f"{resume}: checkpoint folder not found")
+    return str(resume)
+
+
+def run_training(config: RunConfig, resume: str | bool | None = None, model: Any = None, tokenizer: Any = None) -> Any:
+    """Train (or resume) a run; returns the trainer after training and saving the final model."""
+    checkpoint = resolve_checkpoint(config.output_dir, resume)
+    save_run_config(config)
+    trainer = build_trainer(config, model=model, tokenizer=tokenizer)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(str(Path(config.output_dir) / "final"))
+    if trainer.processing_class is not None and trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(str(Path(config.output_dir) / "final"))
+    return trainer

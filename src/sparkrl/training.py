@@ -1,0 +1,234 @@
+"""SPARK training: TRL's GRPOTrainer plus a pool of recycled judge and reflection items.
+
+`SparkGRPOTrainer` touches TRL at three documented points and copies none of its methods:
+1. `_generate_and_score_completions` (per generation round): before calling TRL, the round's
+   prompt slots are filled by the schedule (sparkrl.schedule) with dataset prompts and/or
+   recycled items, each repeated `num_generations` times so GRPO's groups hold; after TRL has
+   generated and scored, the round's rollouts are gathered from all processes, grouped, and
+   recycled (sparkrl.recycling) into the pool. Every process gathers the same records and
+   recycles them with the same seed, so all ranks hold identical pools and pick identical items.
+2. `_save_checkpoint` / `_load_optimizer_and_scheduler` (the hooks TRL itself uses for its
+   extra state): the pool, the deferred dataset prompts and the round counters are saved in
+   each checkpoint folder and restored on resume.
+3. `log`: SPARK's round counters join TRL's logs.
+Rewards come from one `RewardRouter` passed as TRL's reward function; per-task metrics are
+reported through TRL's `log_metric` hook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import gather_object
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+
+from sparkrl.config import PromptConfig, SparkConfig
+from sparkrl.recycling import Group, RecyclingConfig, Rollout, recycle
+from sparkrl.rewards import RewardRouter, ScoredRow
+from sparkrl.rows import TASK_POLICY, Example
+from sparkrl.schedule import RoundState, fill_round, plan_round
+
+STATE_FILE = "sparkrl_state.json"
+ROUND_LOG_DIR = "spark_rounds"
+
+
+def example_row(example: Example, prompt: PromptConfig) -> dict[str, Any]:
+    """The dataset row TRL trains on: a chat prompt plus the columns the reward router reads.
+
+    Policy questions get the answer-format suffix; recycled items carry their own instructions.
+    Every row has the same keys, because TRL builds reward columns from the first row's keys.
+    """
+    text = example.question
+    if example.task == TASK_POLICY and prompt.suffix:
+        text = f"{text}\n\n{prompt.suffix}"
+    system = example.system if example.system is not None else prompt.system
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    return {
+        "prompt": messages,
+        "question": example.question,
+        "answer": example.answer,
+        "task": example.task,
+        "example": json.dumps(example.to_dict(), sort_keys=True),
+    }
+
+
+def unique_prompts(rows: Sequence[Mapping[str, Any]], group_size: int) -> list[Mapping[str, Any]]:
+    """One row per group from TRL's repeated rows (each prompt appears `group_size` times in a row)."""
+    if len(rows) % group_size:
+        raise RuntimeError(f"{len(rows)} rows do not form groups of {group_size}")
+    groups = [rows[i : i + group_size] for i in range(0, len(rows), group_size)]
+    for group in groups:
+        if any(row["example"] != group[0]["example"] for row in group):
+            raise RuntimeError("a generation group mixes different prompts; GRPO's grouping would break")
+    return [group[0] for group in groups]
+
+
+def rollout_groups(
+    rows: Sequence[Mapping[str, Any]],
+    scored: Sequence[ScoredRow],
+    group_size: int,
+    recycle_recycled: bool,
+) -> list[Group]:
+    """Turn a round's global rows and their verdicts into recycling groups."""
+    if len(rows) != len(scored):
+        raise RuntimeError(f"{len(rows)} rows but {len(scored)} scored completions")
+    groups = []
+    for start in range(0, len(rows), group_size):
+        example = Example.from_dict(json.loads(rows[start]["example"]))
+        if example.task != TASK_POLICY and not recycle_recycled:
+            continue
+        members = scored[start : start + group_size]
+        rollouts = tuple(Rollout(text=s.completion, reward=s.verdict.score, answer=s.verdict.extracted) for s in members)
+        groups.append(
+            Group(
+                question=example.question,
+                answer=example.answer,
+                rollouts=rollouts,
+                images=example.images,
+                source={**example.source, "task": example.task},
+            )
+        )
+    return groups
+
+
+def round_seed(seed: int, round_index: int) -> int:
+    """A distinct, reproducible recycling seed per round, identical on every process."""
+    return (seed * 1_000_003 + round_index) % (2**63)
+
+
+class SparkGRPOTrainer(GRPOTrainer):
+    """GRPO whose rollouts are recycled into judge and reflection items for later rounds."""
+
+    def __init__(
+        self,
+        *args: Any,
+        spark: SparkConfig,
+        prompt: PromptConfig,
+        router: RewardRouter,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, reward_funcs=[router], **kwargs)
+        self.spark = spark
+        self.prompt_config = prompt
+        self.router = router
+        self.recycling = RecyclingConfig(**spark.recycling)
+        self.round_state = RoundState()
+        self.last_recycling_stats: dict[str, Any] = {}
+        self.add_callback(StopAfterPolicySteps(self))
+
+    # -- point 1: each generation round ---------------------------------------------------
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        if not self.model.training:
+            return super()._generate_and_score_completions(inputs)
+        group_size = self.num_generations
+        state = self.round_state
+        round_index = state.rounds
+        incoming = unique_prompts(gather_object(inputs), group_size)
+        plan = plan_round(
+            self.spark.schedule,
+            slots=len(incoming),
+            waiting=len(state.pool),
+            previous_was_recycled=state.previous_was_recycled,
+            mix_share=self.spark.mix_share,
+        )
+        self._log_metric("spark/pool_waiting", float(len(state.pool)))
+        recycled, dataset = fill_round(state, plan, incoming)
+        prompts = [example_row(Example.from_dict(item), self.prompt_config) for item in recycled] + dataset
+        global_rows = [row for row in prompts for _ in range(group_size)]
+        rank, local = self.accelerator.process_index, len(inputs)
+        output = super()._generate_and_score_completions(global_rows[rank * local : (rank + 1) * local])
+
+        scored = gather_object(self.router.last_rows)
+        if self.spark.schedule != "off":
+            groups = rollout_groups(global_rows, scored, group_size, self.spark.recycle_recycled)
+            items, stats = recycle(groups, self.recycling, seed=round_seed(self.args.seed, round_index))
+            state.add_items((item.to_dict() for item in items), self.spark.pool_capacity)
+            self.last_recycling_stats = stats.to_dict()
+        self._write_round_log(round_index, plan.recycled, prompts)
+        return output
+
+    def _write_round_log(self, round_index: int, n_recycled: int, prompts: Sequence[Mapping[str, Any]]) -> None:
+        """Per-process record of what each round trained on (lets users and tests compare ranks)."""
+        folder = Path(self.args.output_dir) / ROUND_LOG_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {
+            "round": round_index,
+            "global_step": self.state.global_step,
+            "recycled": n_recycled,
+            "tasks": [row["task"] for row in prompts],
+            "items": [row["example"] for row in prompts],
+        }
+        with open(folder / f"rank-{self.accelerator.process_index}.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # -- point 2: checkpoints -----------------------------------------------------------------
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            tmp = folder / (STATE_FILE + ".tmp")
+            tmp.write_text(json.dumps(self.round_state.to_dict()))
+            os.replace(tmp, folder / STATE_FILE)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None:
+            path = Path(checkpoint) / STATE_FILE
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: checkpoint has no sparkrl state; cannot resume a SPARK run from it")
+            self.round_state = RoundState.from_dict(json.loads(path.read_text()))
+
+    # -- point 3: logs --------------------------------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model is not None and self.model.training:
+            state = self.round_state
+            logs.update(
+                {
+                    "spark/pool_size": float(len(state.pool)),
+                    "spark/deferred_prompts": float(len(state.deferred)),
+                    "spark/policy_rounds": float(state.policy_rounds),
+                    "spark/recycled_rounds": float(state.recycled_rounds),
+                    "spark/items_built": float(state.items_built),
+                    "spark/items_trained": float(state.items_trained),
+                    "spark/items_dropped": float(state.items_dropped),
+                }
+            )
+            for key, value in self.last_recycling_stats.items():
+                if isinstance(value, int | float):
+                    logs[f"spark/recycled_last_round/{key}"] = float(value)
+        super().log(logs, start_time)
+
+
+class StopAfterPolicySteps(TrainerCallback):
+    """Ends training once the configured number of policy rounds has been trained.
+
+    `max_steps` is set as an upper bound (policy rounds plus the most recycled rounds the
+    schedule can add); this callback makes the policy budget, not the step count, decisive.
+    """
+
+    def __init__(self, trainer: SparkGRPOTrainer) -> None:
+        self.trainer = trainer
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.trainer.round_state.policy_rounds >= self.trainer.spark.policy_steps:
+            control.should_training_stop = True
+        return control
+
+
+class MetricsFile(TrainerCallback):
+    """Appends every logged dict, with its step, to `metrics.jsonl` in the run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs is None or not state.is_world_process_zero:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")

@@ -1,0 +1,56 @@
+import pytest
+
+from sparkrl.config import ConfigError, apply_overrides, config_from_mapping, load_config
+
+BASE = {"model": {"path": "m"}, "data": {"train": "t.jsonl"}}
+
+
+def test_minimal_config_gets_defaults():
+    config = config_from_mapping(BASE)
+    assert config.spark.schedule == "alternate"
+    assert config.rewards.timeout_s == 5.0
+    assert "boxed" in config.prompt.suffix
+
+
+def test_overrides_use_dotted_keys_and_yaml_values():
+    data = apply_overrides(BASE, ["spark.schedule=mix", "grpo.learning_rate=1e-6", "spark.pool_capacity=null"])
+    config = config_from_mapping(data)
+    assert config.spark.schedule == "mix"
+    assert config.grpo["learning_rate"] == pytest.approx(1e-6)
+    assert config.spark.pool_capacity is None
+    assert BASE["model"] == {"path": "m"}  # the input mapping is not modified
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("spark.schedul=mix", "unknown key"),
+        ("spark.schedule=sometimes", "spark.schedule"),
+        ("spark.mix_share=1.5", "mix_share"),
+        ("spark.policy_steps=zero", "expected int"),
+        ("rewards.timeout_s=-1", "timeout_s"),
+        ("spark.recycling={bogus: 1}", "spark.recycling"),
+        ("data.loader={answer_format: nope}", "data.loader"),
+        ("grpo.max_steps=3", "policy_steps"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(apply_overrides(BASE, [override]))
+
+
+def test_missing_model_path_is_explained():
+    with pytest.raises(ConfigError, match="model.path"):
+        config_from_mapping({"model": {}, "data": {"train": "x"}})
+
+
+def test_load_config_names_the_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {path: m}\ndata: {train: t}\nspark: {schedule: [1]}\n")
+    with pytest.raises(ConfigError, match=str(path)):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="YAML"):
+        load_config(path)
