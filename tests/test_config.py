@@ -54,3 +54,10 @@ def test_load_config_names_the_file(tmp_path):
     path.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="YAML"):
         load_config(path)
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {path: m}\ndata: {train: t}\ngrpo: {learning_rate: 5e-7, beta: 1.0e-3, max_completion_length: 768}\n")
+    config = load_config(path)
+    assert config.grpo == {"learning_rate": 5e-7, "beta": 1e-3, "max_completion_length": 768}

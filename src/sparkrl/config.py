@@ -10,6 +10,7 @@ validation applies to it too. Overrides from the command line use dotted keys
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,22 @@ DEFAULT_PROMPT_SUFFIX = "Think it through step by step, then state the final ans
 
 class ConfigError(ValueError):
     """A configuration problem, with where it was found."""
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-6` (no dot) as a string; learning rates are written that way, so
+    numbers in scientific notation are resolved as floats."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$|^[-+]?\d[\d_]*\.\d*$|^[-+]?\.\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass(frozen=True)
@@ -166,7 +183,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if not isinstance(child, dict):
                 raise ConfigError(f"override {override!r}: {part!r} is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        node[parts[-1]] = parse_yaml(raw) if raw else ""
     return result
 
 
@@ -206,7 +223,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML configuration file, apply overrides and validate everything."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
     except yaml.YAMLError as exc:
