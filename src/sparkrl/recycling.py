@@ -1,0 +1,500 @@
+"""Rollout recycling: turning groups of scored rollouts into judge and reflection items.
+
+A `Group` is one prompt of a GRPO step with its rollouts, each rollout carrying its full
+text, its extracted final answer (or None) and its reward. `recycle` turns a batch of groups
+into verifiable `Example`s of three tasks, following SPARK's per-group rules:
+
+- pointwise judging: question + one final answer; label `Yes`/`No`, or `A`/`B` in the
+  option-letter variant (A = correct). All-correct groups give one on a correct answer,
+  all-wrong groups one on a wrong answer; mixed groups give one (from a random side) with
+  probability `mixed_pointwise_prob`, else a pairwise item.
+- pairwise judging: question + one correct and one wrong final answer as (A)/(B); the label
+  is the letter of the correct one.
+- reflection: question + a wrong attempt (its full text in "cot" mode, its final answer in
+  "answer" mode); the label is the ground truth. One per group that has a wrong rollout.
+
+Judge prompts are built from the template, the question and the shown final answers only:
+never the reasoning, the ground truth or the rewards. The module is pure and model-free;
+randomness comes from one seed, with an independent stream per stage so that switching one
+kind of item off does not reshuffle the others.
+
+Departures from the authors' code, and why:
+- Balancing (on by default, off reproduces their selection): among pointwise items of each
+  variant the positive and negative labels differ by at most one, and among pairwise items
+  the correct answer sits at A and at B equally often (within one). Their all-correct groups
+  only ever produced "correct" items, so an always-Yes judge scored well. Optionally the
+  pointwise and pairwise counts are balanced too.
+- Caps are configurable (absolute and per group, or none) instead of 32 per batch of 64.
+- Rollouts without an extractable answer are never judge candidates (they may be a "cot"
+  reflection attempt), a wrong rollout whose answer equals the ground truth as a string is
+  treated as a reward error and not used, and a pair whose two answers are the same string
+  is never built. Every such case is counted in `RecyclingStats`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from sparkrl.rows import RECYCLED_TASKS, TASK_PAIRWISE, TASK_POINTWISE, TASK_REFLECTION, Example
+from sparkrl.templates import DEFAULT_TEMPLATES, REFLECTION_MODES, TemplateSet, reflection_pool, render_template
+
+T = TypeVar("T")
+
+# Source "mode" of pointwise items, by variant.
+MODE_YES_NO = "yes_no"
+MODE_LETTER = "letter"
+MODE_PAIRWISE = "pairwise"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One sampled response: its full text, its reward, its extracted final answer.
+
+    A whitespace-only answer counts as no answer; answers are stored stripped.
+    """
+
+    text: str
+    reward: float
+    answer: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise ValueError(f"rollout text must be a string, got {type(self.text).__name__}")
+        if not isinstance(self.reward, (int, float)) or not math.isfinite(self.reward):
+            raise ValueError(f"rollout reward must be a finite number, got {self.reward!r}")
+        if self.answer is not None and not isinstance(self.answer, str):
+            raise ValueError(f"rollout answer must be a string or None, got {type(self.answer).__name__}")
+        object.__setattr__(self, "reward", float(self.reward))
+        object.__setattr__(self, "answer", (self.answer or "").strip() or None)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One prompt with its rollouts. `answer` is the ground truth; `source` is its provenance."""
+
+    question: str
+    answer: str
+    rollouts: tuple[Rollout, ...]
+    images: tuple[str, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.question, str) or not self.question.strip():
+            raise ValueError("group question must be a non-empty string")
+        if not isinstance(self.answer, str) or not self.answer.strip():
+            raise ValueError("group answer (the ground truth) must be a non-empty string")
+        rollouts = tuple(self.rollouts)
+        if not rollouts or not all(isinstance(r, Rollout) for r in rollouts):
+            raise ValueError("group rollouts must be a non-empty sequence of Rollout")
+        images = tuple(self.images)
+        if not all(isinstance(image, str) for image in images):
+            raise ValueError("group images must be strings (file paths)")
+        object.__setattr__(self, "rollouts", rollouts)
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "source", dict(self.source))
+
+
+def _check_cap(name: str, value: object, kind: type) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise ValueError(f"{name} must be a {kind.__name__} or None, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0 or None, got {value!r}")
+
+
+def _check_choice(name: str, values: object, allowed: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, (tuple, list)) or not values:
+        raise ValueError(f"{name} must be a non-empty tuple drawn from {tuple(allowed)}, got {values!r}")
+    if len(set(values)) != len(values) or not set(values) <= set(allowed):
+        raise ValueError(f"{name} must hold distinct values from {tuple(allowed)}, got {values!r}")
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class RecyclingConfig:
+    """Selection rules of `recycle` (defaults: the authors' rules plus balancing).
+
+    kinds: which recycled tasks to build (ablations: only pointwise, only pairwise, ...).
+    mixed_pointwise_prob: in a mixed group, chance of a pointwise instead of a pairwise item.
+    letter_prob: chance that a pointwise item uses the A/B option-letter variant.
+    reflection_modes: allowed reflection modes; groups are split evenly between them as far
+        as their attempts allow.
+    max_judge_items, max_reflection_items: absolute caps per call (None: no cap).
+    judge_items_per_group, reflection_items_per_group: caps relative to the number of groups
+        (floor of value x groups; None: no cap). When both caps are set the smaller holds.
+    balance_labels: pointwise positive/negative counts differ by at most 1, per variant.
+    balance_positions: pairwise items with the correct answer at A and at B differ by at most 1.
+    balance_kinds: pointwise and pairwise item counts differ by at most 1.
+    reflect_unextracted: a wrong rollout without an extractable answer may be a "cot" attempt.
+    drop_wrong_matching_gold: do not use a wrong rollout whose answer is the ground truth as a
+        string (whitespace collapsed): its reward is more likely an error than its answer.
+    correct_at, wrong_at: reward >= correct_at is correct, reward <= wrong_at is wrong; rewards
+        in between are not used.
+    """
+
+    kinds: tuple[str, ...] = RECYCLED_TASKS
+    mixed_pointwise_prob: float = 0.3
+    letter_prob: float = 0.5
+    reflection_modes: tuple[str, ...] = REFLECTION_MODES
+    max_judge_items: int | None = 32
+    max_reflection_items: int | None = 32
+    judge_items_per_group: float | None = None
+    reflection_items_per_group: float | None = None
+    balance_labels: bool = True
+    balance_positions: bool = True
+    balance_kinds: bool = False
+    reflect_unextracted: bool = True
+    drop_wrong_matching_gold: bool = True
+    correct_at: float = 1.0
+    wrong_at: float = 0.0
+    templates: TemplateSet = DEFAULT_TEMPLATES
+
+    def __post_init__(self) -> None:
+        # Lists (as read from YAML) are accepted and stored as tuples.
+        object.__setattr__(self, "kinds", _check_choice("kinds", self.kinds, RECYCLED_TASKS))
+        object.__setattr__(
+            self, "reflection_modes", _check_choice("reflection_modes", self.reflection_modes, REFLECTION_MODES)
+        )
+        for name in ("mixed_pointwise_prob", "letter_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        _check_cap("max_judge_items", self.max_judge_items, int)
+        _check_cap("max_reflection_items", self.max_reflection_items, int)
+        _check_cap("judge_items_per_group", self.judge_items_per_group, float)
+        _check_cap("reflection_items_per_group", self.reflection_items_per_group, float)
+        for name in ("correct_at", "wrong_at"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not self.wrong_at < self.correct_at:
+            raise ValueError(f"wrong_at ({self.wrong_at}) must be below correct_at ({self.correct_at})")
+        if not isinstance(self.templates, TemplateSet):
+            raise ValueError(f"templates must be a TemplateSet, got {type(self.templates).__name__}")
+
+    def judge_cap(self, n_groups: int) -> int | None:
+        """The number of judge items one call may keep for `n_groups` groups (None: no cap)."""
+        return _cap(self.max_judge_items, self.judge_items_per_group, n_groups)
+
+    def reflection_cap(self, n_groups: int) -> int | None:
+        """The number of reflection items one call may keep for `n_groups` groups (None: no cap)."""
+        return _cap(self.max_reflection_items, self.reflection_items_per_group, n_groups)
+
+
+def _cap(absolute: int | None, per_group: float | None, n_groups: int) -> int | None:
+    caps = [c for c in (absolute, None if per_group is None else math.floor(per_group * n_groups)) if c is not None]
+    return min(caps) if caps else None
+
+
+@dataclass(frozen=True)
+class RecyclingStats:
+    """What one `recycle` call built and skipped.
+
+    outcomes: groups by kind: all_correct, all_wrong, mixed, no_usable_reward.
+    items: items built per task; labels: per task, items per label; modes: items per
+        source mode (yes_no, letter, pairwise, cot, answer).
+    skipped: counts per reason (see docs/recycling.md for the list).
+    """
+
+    groups: int
+    rollouts: int
+    rollouts_without_answer: int
+    outcomes: dict[str, int]
+    items: dict[str, int]
+    labels: dict[str, dict[str, int]]
+    modes: dict[str, int]
+    skipped: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts, JSON-serialisable."""
+        return {
+            "groups": self.groups,
+            "rollouts": self.rollouts,
+            "rollouts_without_answer": self.rollouts_without_answer,
+            "outcomes": dict(self.outcomes),
+            "items": dict(self.items),
+            "labels": {task: dict(labels) for task, labels in self.labels.items()},
+            "modes": dict(self.modes),
+            "skipped": dict(self.skipped),
+        }
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """The rollout indices of one group that each role may use."""
+
+    correct: tuple[int, ...]
+    wrong: tuple[int, ...]
+    correct_candidates: tuple[int, ...]  # correct, with an answer
+    wrong_candidates: tuple[int, ...]  # wrong, with an answer, usable
+    cot_attempts: tuple[int, ...]  # wrong, usable, with text
+
+    @property
+    def outcome(self) -> str:
+        if self.correct and self.wrong:
+            return "mixed"
+        if self.correct:
+            return "all_correct"
+        return "all_wrong" if self.wrong else "no_usable_reward"
+
+
+def _classify(group: Group, config: RecyclingConfig, skipped: Counter[str]) -> _Sides:
+    gold = _norm(group.answer)
+    correct, wrong, correct_candidates, wrong_candidates, cot_attempts = [], [], [], [], []
+    for index, rollout in enumerate(group.rollouts):
+        if rollout.reward >= config.correct_at:
+            correct.append(index)
+            if rollout.answer is not None:
+                correct_candidates.append(index)
+            continue
+        if rollout.reward > config.wrong_at:
+            skipped["reward-ambiguous"] += 1
+            continue
+        wrong.append(index)
+        if config.drop_wrong_matching_gold and rollout.answer is not None and _norm(rollout.answer) == gold:
+            skipped["wrong-answer-equals-gold"] += 1
+            continue
+        if rollout.answer is not None:
+            wrong_candidates.append(index)
+        if rollout.text.strip() and (rollout.answer is not None or config.reflect_unextracted):
+            cot_attempts.append(index)
+    return _Sides(*(tuple(x) for x in (correct, wrong, correct_candidates, wrong_candidates, cot_attempts)))
+
+
+@dataclass(frozen=True)
+class _JudgeDraft:
+    """A judge item before rendering. Pointwise: one rollout; pairwise: (correct, wrong)."""
+
+    group: int
+    kind: str
+    rollouts: tuple[int, ...]
+    letters: bool = False
+    positive: bool = True
+
+    def tags(self, config: RecyclingConfig) -> list[tuple[str, int]]:
+        """Balance axes this draft counts on, with its sign (+1 or -1) on each."""
+        tags = []
+        if config.balance_labels and self.kind == TASK_POINTWISE:
+            tags.append((MODE_LETTER if self.letters else MODE_YES_NO, 1 if self.positive else -1))
+        if config.balance_kinds and {TASK_POINTWISE, TASK_PAIRWISE} <= set(config.kinds):
+            tags.append(("kind", 1 if self.kind == TASK_POINTWISE else -1))
+        return tags
+
+
+def _pick_pair(group: Group, sides: _Sides, rng: random.Random, skipped: Counter[str]) -> tuple[int, int] | None:
+    if not sides.correct_candidates or not sides.wrong_candidates:
+        skipped["pair-missing-side"] += 1
+        return None
+    answers = [None if r.answer is None else _norm(r.answer) for r in group.rollouts]
+    pairs = [(c, w) for c in sides.correct_candidates for w in sides.wrong_candidates if answers[c] != answers[w]]
+    if not pairs:
+        # Noisy rewards can score the same answer both ways; such a pair has no right letter.
+        skipped["pair-same-answer"] += 1
+        return None
+    return rng.choice(pairs)
+
+
+def _draft_judge(
+    index: int, group: Group, sides: _Sides, config: RecyclingConfig, rng: random.Random,
+    label_balance: Counter[str], skipped: Counter[str],
+) -> _JudgeDraft | None:
+    pointwise_on = TASK_POINTWISE in config.kinds
+    if sides.outcome == "mixed" and TASK_PAIRWISE in config.kinds:
+        if not pointwise_on or rng.random() >= config.mixed_pointwise_prob:
+            pair = _pick_pair(group, sides, rng, skipped)
+            if pair is not None:
+                return _JudgeDraft(index, TASK_PAIRWISE, pair)
+    if not pointwise_on:
+        return None
+    sides_available = [s for s, c in ((True, sides.correct_candidates), (False, sides.wrong_candidates)) if c]
+    if not sides_available:
+        skipped["judge-no-candidate"] += 1
+        return None
+    letters = rng.random() < config.letter_prob
+    variant = MODE_LETTER if letters else MODE_YES_NO
+    if len(sides_available) == 2 and config.balance_labels and label_balance[variant] != 0:
+        positive = label_balance[variant] < 0  # lean towards the label seen less so far
+    else:
+        positive = rng.choice(sides_available)
+    label_balance[variant] += 1 if positive else -1
+    candidates = sides.correct_candidates if positive else sides.wrong_candidates
+    return _JudgeDraft(index, TASK_POINTWISE, (rng.choice(candidates),), letters, positive)
+
+
+def _take_balanced(
+    items: Sequence[T], limit: int | None, tags: Callable[[T], list[tuple[str, int]]], rng: random.Random
+) -> list[T]:
+    """Up to `limit` items, in random order, such that on every balance axis the signs of the
+    taken items sum to -1, 0 or 1. Items that would break an axis are retried on later passes,
+    so a single axis keeps min(n+, n- + 1) + min(n-, n+ + 1) items when not capped."""
+    pending = list(items)
+    rng.shuffle(pending)
+    taken: list[T] = []
+    sums: Counter[str] = Counter()
+    progress = True
+    while pending and progress and (limit is None or len(taken) < limit):
+        progress, retry = False, []
+        for item in pending:
+            item_tags = tags(item)
+            if (limit is None or len(taken) < limit) and all(abs(sums[a] + s) <= 1 for a, s in item_tags):
+                taken.append(item)
+                for axis, sign in item_tags:
+                    sums[axis] += sign
+                progress = True
+            else:
+                retry.append(item)
+        pending = retry
+    return taken
+
+
+def _assign_positions(drafts: Sequence[_JudgeDraft], balance: bool, rng: random.Random) -> list[bool | None]:
+    """Per draft, whether the correct answer is shown as (A); None for pointwise drafts."""
+    at_a: list[bool | None] = [None] * len(drafts)
+    pairwise = [i for i, d in enumerate(drafts) if d.kind == TASK_PAIRWISE]
+    if not balance:
+        for i in pairwise:
+            at_a[i] = rng.random() < 0.5
+        return at_a
+    rng.shuffle(pairwise)
+    half, odd = divmod(len(pairwise), 2)
+    for rank, i in enumerate(pairwise):
+        at_a[i] = rank < half if rank < 2 * half else rng.random() < 0.5
+    return at_a
+
+
+def _render_judge(
+    draft: _JudgeDraft, group: Group, correct_at_a: bool | None, templates: TemplateSet, rng: random.Random
+) -> Example:
+    answers = [r.answer or "" for r in group.rollouts]
+    if draft.kind == TASK_POINTWISE:
+        pool = templates.pointwise_letter if draft.letters else templates.pointwise
+        (rollout,) = draft.rollouts
+        template, prompt = render_template(pool, rng, question=group.question, candidate=answers[rollout])
+        label = ("A" if draft.positive else "B") if draft.letters else ("Yes" if draft.positive else "No")
+        mode, shown = (MODE_LETTER if draft.letters else MODE_YES_NO), [rollout]
+    else:
+        correct, wrong = draft.rollouts
+        shown = [correct, wrong] if correct_at_a else [wrong, correct]
+        template, prompt = render_template(
+            templates.pairwise, rng, question=group.question,
+            candidate_a=answers[shown[0]], candidate_b=answers[shown[1]],
+        )
+        label, mode = ("A" if correct_at_a else "B"), MODE_PAIRWISE
+    return _example(prompt, label, draft.kind, group, draft.group, shown, mode, template)
+
+
+def _example(
+    prompt: str, label: str, task: str, group: Group, index: int, rollouts: list[int], mode: str, template: int
+) -> Example:
+    source = {"group": index, "rollouts": rollouts, "mode": mode, "template": template,
+              "group_source": dict(group.source)}
+    return Example(question=prompt, answer=label, images=group.images, task=task, source=source)
+
+
+def _judge_items(
+    groups: Sequence[Group], sides: Sequence[_Sides], config: RecyclingConfig, seed: int, skipped: Counter[str]
+) -> list[Example]:
+    rng = random.Random(f"{seed}:judge")
+    label_balance: Counter[str] = Counter()
+    drafts = [
+        d for i, (g, s) in enumerate(zip(groups, sides))
+        if (d := _draft_judge(i, g, s, config, rng, label_balance, skipped)) is not None
+    ]
+    tags = partial(_JudgeDraft.tags, config=config)
+    balanced = _take_balanced(drafts, None, tags, rng)
+    skipped["judge-balance"] += len(drafts) - len(balanced)
+    kept = _take_balanced(balanced, config.judge_cap(len(groups)), tags, rng)
+    skipped["judge-cap"] += len(balanced) - len(kept)
+    kept.sort(key=lambda d: d.group)
+    at_a = _assign_positions(kept, config.balance_positions, rng)
+    return [_render_judge(d, groups[d.group], a, config.templates, rng) for d, a in zip(kept, at_a)]
+
+
+def _assign_modes(feasible: Sequence[tuple[str, ...]], rng: random.Random) -> list[str]:
+    """One mode per group, as even a split as each group's feasible modes allow."""
+    modes: list[str | None] = [m[0] if len(m) == 1 else None for m in feasible]
+    counts = Counter(m for m in modes if m is not None)
+    flexible = [i for i, m in enumerate(modes) if m is None]
+    rng.shuffle(flexible)
+    for i in flexible:
+        fewest = min(counts[m] for m in feasible[i])
+        mode = rng.choice([m for m in feasible[i] if counts[m] == fewest])
+        modes[i] = mode
+        counts[mode] += 1
+    return [m for m in modes if m is not None]
+
+
+def _reflection_items(
+    groups: Sequence[Group], sides: Sequence[_Sides], config: RecyclingConfig, seed: int, skipped: Counter[str]
+) -> list[Example]:
+    rng = random.Random(f"{seed}:reflection")
+    eligible: list[tuple[int, dict[str, tuple[int, ...]]]] = []
+    for index, s in enumerate(sides):
+        if not s.wrong:
+            continue
+        attempts = {"cot": s.cot_attempts, "answer": s.wrong_candidates}
+        attempts = {m: attempts[m] for m in config.reflection_modes if attempts[m]}
+        if attempts:
+            eligible.append((index, attempts))
+        else:
+            skipped["reflection-no-attempt"] += 1
+    cap = config.reflection_cap(len(groups))
+    kept = rng.sample(eligible, len(eligible) if cap is None else min(cap, len(eligible)))
+    kept.sort(key=lambda entry: entry[0])
+    skipped["reflection-cap"] += len(eligible) - len(kept)
+    modes = _assign_modes([tuple(attempts) for _, attempts in kept], rng)
+    items = []
+    for (index, attempts), mode in zip(kept, modes):
+        group, rollout = groups[index], rng.choice(attempts[mode])
+        shown = group.rollouts[rollout].text if mode == "cot" else group.rollouts[rollout].answer
+        template, prompt = render_template(
+            reflection_pool(config.templates, mode), rng, question=group.question, attempt=shown
+        )
+        items.append(_example(prompt, group.answer, TASK_REFLECTION, group, index, [rollout], mode, template))
+    return items
+
+
+def _stats(
+    groups: Sequence[Group], sides: Sequence[_Sides], items: Sequence[Example], skipped: Counter[str]
+) -> RecyclingStats:
+    labels: dict[str, Counter[str]] = {task: Counter() for task in (TASK_POINTWISE, TASK_PAIRWISE)}
+    for item in items:
+        if item.task in labels:
+            labels[item.task][item.answer] += 1
+    return RecyclingStats(
+        groups=len(groups),
+        rollouts=sum(len(g.rollouts) for g in groups),
+        rollouts_without_answer=sum(r.answer is None for g in groups for r in g.rollouts),
+        outcomes=dict(Counter(s.outcome for s in sides)),
+        items={task: sum(item.task == task for item in items) for task in RECYCLED_TASKS},
+        labels={task: dict(sorted(c.items())) for task, c in labels.items()},
+        modes=dict(Counter(item.source["mode"] for item in items)),
+        skipped={reason: n for reason, n in sorted(skipped.items()) if n},
+    )
+
+
+def recycle(groups: Sequence[Group], config: RecyclingConfig, seed: int) -> tuple[list[Example], RecyclingStats]:
+    """Judge and reflection items built from `groups`, and statistics of what was built.
+
+    Deterministic for a given (groups, config, seed). Items come judge first, then reflection,
+    each in group order; every item's `source` names its group, rollouts, mode and template.
+    """
+    skipped: Counter[str] = Counter()
+    sides = [_classify(g, config, skipped) for g in groups]
+    items: list[Example] = []
+    if TASK_POINTWISE in config.kinds or TASK_PAIRWISE in config.kinds:
+        items += _judge_items(groups, sides, config, seed, skipped)
+    if TASK_REFLECTION in config.kinds:
+        items += _reflection_items(groups, sides, config, seed, skipped)
+    return items, _stats(groups, sides, items, skipped)

@@ -1,0 +1,385 @@
+"""Tests for sparkrl.recycling: the authors' selection rules, our balancing and edge cases,
+property tests over random groups, and a run on real GSM8K model solutions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparkrl.recycling import Group, RecyclingConfig, RecyclingStats, Rollout, recycle
+from sparkrl.rows import Example
+from sparkrl.templates import reflection_pool
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+UNCAPPED = RecyclingConfig(max_judge_items=None, max_reflection_items=None)
+AUTHORS = dataclasses.replace(UNCAPPED, balance_labels=False, balance_positions=False)
+POSITIVE = {"Yes": True, "No": False, "A": True, "B": False}
+
+
+def _group(rewards, answers=None, gold="42", question="What is six times seven?", **kw) -> Group:
+    answers = answers or ["42" if r else str(i) for i, r in enumerate(rewards)]
+    rollouts = tuple(Rollout(f"reasoning {i}: so {a}", float(r), a) for i, (r, a) in enumerate(zip(rewards, answers)))
+    return Group(question, gold, rollouts, **kw)
+
+
+def _norm(text):
+    return " ".join(text.split())
+
+
+def _pool(config, item):
+    mode = item.source["mode"]
+    t = config.templates
+    return {"yes_no": t.pointwise, "letter": t.pointwise_letter, "pairwise": t.pairwise}.get(mode) or reflection_pool(
+        t, mode)
+
+
+def check_items(groups, items, config):
+    """The invariants every recycled item must satisfy, whatever the rules chose."""
+    per_group = Counter()
+    for item in items:
+        src = item.source
+        group = groups[src["group"]]
+        rollouts = [group.rollouts[i] for i in src["rollouts"]]
+        template = _pool(config, item)[src["template"]]
+        assert item.images == group.images and src["group_source"] == dict(group.source)
+        per_group[src["group"], item.task == "reflection"] += 1
+        if item.task == "pointwise":
+            (r,) = rollouts
+            assert r.answer is not None
+            assert (r.reward >= config.correct_at) == POSITIVE[item.answer]
+            assert r.reward >= config.correct_at or r.reward <= config.wrong_at
+            assert item.answer in (("A", "B") if src["mode"] == "letter" else ("Yes", "No"))
+            # The prompt is the template filled with the question and the final answer only.
+            assert item.question == template.format(question=group.question, candidate=r.answer)
+        elif item.task == "pairwise":
+            a, b = rollouts
+            correct = [r.reward >= config.correct_at for r in rollouts]
+            wrong = [r.reward <= config.wrong_at for r in rollouts]
+            assert sorted(correct) == [False, True] and sorted(wrong) == [False, True]
+            assert item.answer == ("A" if correct[0] else "B")
+            assert _norm(a.answer) != _norm(b.answer)
+            assert item.question == template.format(
+                question=group.question, candidate_a=a.answer, candidate_b=b.answer)
+        else:
+            assert item.task == "reflection" and item.answer == group.answer
+            (r,) = rollouts
+            assert r.reward <= config.wrong_at
+            shown = r.text if src["mode"] == "cot" else r.answer
+            assert shown is not None and item.question == template.format(question=group.question, attempt=shown)
+        if item.task != "reflection":
+            # The gold answer is only in a judge prompt if the template, question or a shown answer holds it.
+            visible = template + group.question + "".join(r.answer for r in rollouts)
+            if group.answer not in visible:
+                assert group.answer not in item.question
+    assert all(n == 1 for n in per_group.values())
+
+
+def check_balance(items, config):
+    labels = Counter((i.source["mode"], i.answer) for i in items if i.task in ("pointwise", "pairwise"))
+    if config.balance_labels:
+        assert abs(labels["yes_no", "Yes"] - labels["yes_no", "No"]) <= 1
+        assert abs(labels["letter", "A"] - labels["letter", "B"]) <= 1
+    if config.balance_positions:
+        assert abs(labels["pairwise", "A"] - labels["pairwise", "B"]) <= 1
+    if config.balance_kinds:
+        tasks = Counter(i.task for i in items)
+        assert abs(tasks["pointwise"] - tasks["pairwise"]) <= 1
+
+
+# --- the authors' rules (balancing off, no caps) -------------------------------------------
+
+def test_all_correct_group_gives_one_positive_pointwise_item_and_no_reflection():
+    items, stats = recycle([_group([1, 1, 1, 1])], AUTHORS, seed=0)
+    assert [(i.task, POSITIVE[i.answer]) for i in items] == [("pointwise", True)]
+    assert stats.outcomes == {"all_correct": 1}
+
+
+def test_all_wrong_group_gives_a_negative_pointwise_item_and_a_reflection():
+    group = _group([0, 0, 0], answers=[None, "7", "  "])
+    items, stats = recycle([group], AUTHORS, seed=1)
+    assert [i.task for i in items] == ["pointwise", "reflection"]
+    assert items[0].source["rollouts"] == [1] and not POSITIVE[items[0].answer]
+    assert stats.rollouts_without_answer == 2
+    check_items([group], items, AUTHORS)
+
+
+def test_group_without_any_extractable_answer_gives_no_judge_item_but_a_cot_reflection():
+    group = _group([0, 0], answers=[None, None])
+    items, stats = recycle([group], AUTHORS, seed=0)
+    assert [(i.task, i.source["mode"]) for i in items] == [("reflection", "cot")]
+    assert stats.skipped["judge-no-candidate"] == 1
+    strict = dataclasses.replace(AUTHORS, reflect_unextracted=False)
+    items, stats = recycle([group], strict, seed=0)
+    assert items == [] and stats.skipped["reflection-no-attempt"] == 1
+
+
+@pytest.mark.parametrize("prob,task", [(0.0, "pairwise"), (1.0, "pointwise")])
+def test_mixed_group_judge_kind_follows_the_probability(prob, task):
+    config = dataclasses.replace(AUTHORS, mixed_pointwise_prob=prob)
+    groups = [_group([1, 0, 1, 0, 0])] * 20
+    items, _ = recycle(groups, config, seed=3)
+    assert Counter(i.task for i in items) == {task: 20, "reflection": 20}
+    check_items(groups, items, config)
+
+
+def test_mixed_groups_split_about_30_70_between_pointwise_and_pairwise():
+    groups = [_group([1, 0, 0, 1])] * 1000
+    items, _ = recycle(groups, AUTHORS, seed=11)
+    share = Counter(i.task for i in items)["pointwise"] / 1000
+    assert 0.25 < share < 0.35
+
+
+def test_reflection_modes_split_evenly_and_forced_modes_are_respected():
+    both = [_group([0, 1, 0])] * 10
+    only_cot = [_group([0, 1], answers=[None, "42"])] * 3
+    items, stats = recycle(both + only_cot, UNCAPPED, seed=5)
+    modes = {i.source["group"]: i.source["mode"] for i in items if i.task == "reflection"}
+    assert all(modes[g] == "cot" for g in range(10, 13))
+    assert Counter(modes.values()) == {"cot": 7, "answer": 6}
+    assert stats.modes["cot"] == 7
+
+
+def test_same_answer_on_both_sides_never_makes_a_pair_and_is_counted():
+    group = _group([1, 0], answers=["5", " 5 "], gold="5.0")
+    config = dataclasses.replace(AUTHORS, mixed_pointwise_prob=0.0)
+    items, stats = recycle([group], config, seed=0)
+    assert stats.skipped["pair-same-answer"] == 1
+    assert [i.task for i in items] == ["pointwise", "reflection"]
+    only_pairwise = dataclasses.replace(config, kinds=("pairwise",))
+    assert recycle([group], only_pairwise, seed=0)[0] == []
+
+
+def test_wrong_answer_equal_to_gold_is_treated_as_a_reward_error():
+    group = _group([0, 0], answers=["42", "41"])
+    items, stats = recycle([group], AUTHORS, seed=0)
+    assert stats.skipped["wrong-answer-equals-gold"] == 1
+    assert all(i.source["rollouts"] == [1] for i in items)
+    kept = dataclasses.replace(AUTHORS, drop_wrong_matching_gold=False)
+    assert "wrong-answer-equals-gold" not in recycle([group], kept, seed=0)[1].skipped
+
+
+def test_rewards_between_the_thresholds_are_not_used():
+    group = _group([0.5, 0.5, 1.0])
+    items, stats = recycle([group], AUTHORS, seed=0)
+    assert stats.skipped["reward-ambiguous"] == 2 and stats.outcomes == {"all_correct": 1}
+    assert [i.source["rollouts"] for i in items] == [[2]]
+
+
+def test_zero_groups_give_nothing():
+    items, stats = recycle([], RecyclingConfig(), seed=0)
+    assert items == [] and stats.groups == 0 and stats.items == {"pointwise": 0, "pairwise": 0, "reflection": 0}
+
+
+@pytest.mark.parametrize("kinds", [("pointwise",), ("pairwise",), ("reflection",), ("pairwise", "reflection")])
+def test_only_enabled_kinds_are_built(kinds):
+    groups = [_group([1, 1]), _group([0, 0]), _group([1, 0, 0])] * 4
+    config = dataclasses.replace(UNCAPPED, kinds=kinds)
+    items, _ = recycle(groups, config, seed=2)
+    assert {i.task for i in items} == set(kinds)
+    check_items(groups, items, config)
+
+
+def test_switching_reflection_off_leaves_judge_items_unchanged():
+    groups = [_group([1, 0, 0, 1]), _group([0, 0]), _group([1, 1, 1])] * 5
+    everything, _ = recycle(groups, RecyclingConfig(), seed=9)
+    judge_only, _ = recycle(groups, dataclasses.replace(RecyclingConfig(), kinds=("pointwise", "pairwise")), seed=9)
+    assert [i for i in everything if i.task != "reflection"] == judge_only
+
+
+def test_provenance_and_images_are_passed_through():
+    group = _group([1, 0], images=("a.png", "b.png"), source={"dataset": "x.jsonl", "row": 4})
+    items, _ = recycle([group], UNCAPPED, seed=0)
+    assert items and all(i.images == ("a.png", "b.png") for i in items)
+    assert all(i.source["group_source"] == {"dataset": "x.jsonl", "row": 4} for i in items)
+    keys = {"group", "rollouts", "mode", "template", "group_source"}
+    assert all(set(i.source) == keys for i in items)
+
+
+# --- balancing and caps -----------------------------------------------------------------------
+
+def test_all_correct_batch_is_balanced_down_by_dropping_the_majority_label():
+    groups = [_group([1, 1, 1])] * 10
+    assert len(recycle(groups, AUTHORS, seed=0)[0]) == 10
+    items, stats = recycle(groups, UNCAPPED, seed=0)
+    assert 1 <= len(items) <= 2 and stats.skipped["judge-balance"] == 10 - len(items)
+    # One variant, 7 Yes against 3 No: all 3 No and 4 of the 7 Yes are kept.
+    groups = [_group([1, 1])] * 7 + [_group([0, 0])] * 3
+    config = dataclasses.replace(UNCAPPED, letter_prob=0.0)
+    labels = Counter(i.answer for i in recycle(groups, config, seed=2)[0] if i.task == "pointwise")
+    assert labels == {"Yes": 4, "No": 3}
+
+
+def test_mixed_groups_choose_the_side_that_restores_label_balance():
+    groups = [_group([1, 1])] * 6 + [_group([1, 0])] * 30
+    config = dataclasses.replace(UNCAPPED, mixed_pointwise_prob=1.0, letter_prob=0.0, kinds=("pointwise",))
+    items, stats = recycle(groups, config, seed=4)
+    assert Counter(i.answer for i in items) == {"Yes": 18, "No": 18}
+    assert "judge-balance" not in stats.skipped
+
+
+def test_pairwise_positions_are_exactly_balanced():
+    groups = [_group([1, 0, 0])] * 40
+    config = dataclasses.replace(UNCAPPED, mixed_pointwise_prob=0.0)
+    labels = Counter(i.answer for i in recycle(groups, config, seed=8)[0] if i.task == "pairwise")
+    assert labels == {"A": 20, "B": 20}
+
+
+def test_kind_balancing_equalises_pointwise_and_pairwise():
+    groups = [_group([1, 0])] * 20 + [_group([1, 1])] * 5 + [_group([0, 0])] * 5
+    config = dataclasses.replace(UNCAPPED, balance_kinds=True)
+    items, _ = recycle(groups, config, seed=1)
+    tasks = Counter(i.task for i in items)
+    assert abs(tasks["pointwise"] - tasks["pairwise"]) <= 1 and tasks["pairwise"] >= 10
+    check_balance(items, config)
+
+
+def test_caps_absolute_and_per_group_keep_balance():
+    groups = [_group([1, 0, 1, 0])] * 30 + [_group([0, 0])] * 10
+    config = RecyclingConfig(max_judge_items=12, max_reflection_items=None, reflection_items_per_group=0.25)
+    items, stats = recycle(groups, config, seed=6)
+    tasks = Counter(i.task for i in items)
+    assert tasks["pointwise"] + tasks["pairwise"] == 12 and tasks["reflection"] == 10
+    assert stats.skipped["reflection-cap"] == 30
+    check_balance(items, config)
+    none = dataclasses.replace(config, max_judge_items=0, reflection_items_per_group=None)
+    assert {i.task for i in recycle(groups, none, seed=6)[0]} == {"reflection"}
+
+
+# --- validation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes", [
+    {"kinds": ()}, {"kinds": ("pointwise", "pointwise")}, {"kinds": ("judge",)}, {"kinds": "pointwise"},
+    {"reflection_modes": ("trace",)}, {"mixed_pointwise_prob": 1.5}, {"letter_prob": -0.1},
+    {"max_judge_items": -1}, {"max_reflection_items": 2.5}, {"max_judge_items": True},
+    {"judge_items_per_group": math.inf}, {"correct_at": 0.0}, {"wrong_at": math.nan}, {"templates": None},
+])
+def test_bad_configs_are_rejected(changes):
+    with pytest.raises(ValueError):
+        RecyclingConfig(**changes)
+
+
+def test_rollout_and_group_validation():
+    assert Rollout("t", 1, "  ").answer is None
+    assert Rollout("t", True, " 7 ").answer == "7"
+    for bad in (dict(text="t", reward=math.nan), dict(text=None, reward=1.0), dict(text="t", reward=1, answer=3)):
+        with pytest.raises(ValueError):
+            Rollout(**bad)
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        Group("q", "1", ())
+    with pytest.raises(ValueError, match="ground truth"):
+        Group("q", "  ", (Rollout("t", 1.0),))
+    assert isinstance(Group("q", "1", [Rollout("t", 1.0)], images=["x"]).images, tuple)
+
+
+def test_stats_are_consistent_with_the_items_and_serialise():
+    groups = [_group([1, 0, 0]), _group([0, 0], answers=[None, None]), _group([1, 1])] * 7
+    items, stats = recycle(groups, RecyclingConfig(), seed=3)
+    assert isinstance(stats, RecyclingStats)
+    data = json.loads(json.dumps(stats.to_dict()))
+    assert sum(data["items"].values()) == len(items) and data["groups"] == 21 and data["rollouts"] == 49
+    assert data["outcomes"] == {"mixed": 7, "all_wrong": 7, "all_correct": 7}
+    assert sum(data["labels"]["pointwise"].values()) == data["items"]["pointwise"]
+
+
+# --- properties over random groups ----------------------------------------------------------
+
+GOLD = "G0LD"
+
+
+@st.composite
+def groups_strategy(draw):
+    n_groups = draw(st.integers(0, 12))
+    groups = []
+    for g in range(n_groups):
+        size = draw(st.integers(1, 10))
+        rollouts = []
+        for _ in range(size):
+            reward = draw(st.sampled_from([0.0, 1.0, 1.0, 0.0, 0.5]))
+            # Correct answers sometimes spell the gold differently, sometimes equal it.
+            answer = draw(st.sampled_from([None, " ", "1", "2", "3", "1 ", GOLD, "g0ld", "{x}"]))
+            text = draw(st.text(alphabet="ab {}\\", max_size=12))
+            rollouts.append(Rollout(text, reward, answer))
+        question = draw(st.sampled_from(["Q {0} {candidate}?", "What is 1+1?", f"Is it {GOLD}?"]))
+        groups.append(Group(f"{question} #{g}", GOLD, tuple(rollouts), images=(f"img{g}.png",)))
+    return groups
+
+
+configs_strategy = st.builds(
+    RecyclingConfig,
+    mixed_pointwise_prob=st.sampled_from([0.0, 0.3, 1.0]),
+    max_judge_items=st.sampled_from([None, 0, 3, 32]),
+    max_reflection_items=st.sampled_from([None, 2, 32]),
+    balance_labels=st.booleans(),
+    balance_positions=st.booleans(),
+    balance_kinds=st.booleans(),
+    reflect_unextracted=st.booleans(),
+    drop_wrong_matching_gold=st.booleans(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(groups=groups_strategy(), config=configs_strategy, seed=st.integers(0, 2**32))
+def test_properties_hold_for_random_groups(groups, config, seed):
+    items, stats = recycle(groups, config, seed)
+    check_items(groups, items, config)
+    check_balance(items, config)
+    judge = sum(i.task != "reflection" for i in items)
+    assert config.max_judge_items is None or judge <= config.max_judge_items
+    assert sum(stats.items.values()) == len(items)
+    assert recycle(groups, config, seed) == (items, stats)
+
+
+@settings(max_examples=60, deadline=None)
+@given(groups=groups_strategy(), seed=st.integers(0, 100))
+def test_judge_prompts_do_not_depend_on_the_gold_or_the_reasoning(groups, seed):
+    def rewritten(group):
+        rollouts = tuple(dataclasses.replace(r, text=r.text + " hidden reasoning") for r in group.rollouts)
+        return dataclasses.replace(group, answer="SECRET-GOLD", rollouts=rollouts)
+
+    config = dataclasses.replace(UNCAPPED, drop_wrong_matching_gold=False)
+    judge = [i for i in recycle(groups, config, seed)[0] if i.task != "reflection"]
+    again = [i for i in recycle([rewritten(g) for g in groups], config, seed)[0] if i.task != "reflection"]
+    assert [i.question for i in judge] == [i.question for i in again]
+    assert all("SECRET-GOLD" not in i.question and "hidden reasoning" not in i.question for i in again)
+
+
+# --- real text: GSM8K model solutions ---------------------------------------------------------
+
+def _after_final_a(text: str) -> str:
+    return text.rpartition("A:")[2].strip()
+
+
+def _gsm8k_groups() -> list[Group]:
+    path = DATA / "gsm8k_model_solutions.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    groups = []
+    with path.open(encoding="utf-8") as handle:
+        for row, line in enumerate(handle, start=1):
+            record = json.loads(line)
+            solutions = [v for k, v in record.items() if isinstance(v, dict) and "solution" in v]
+            rollouts = tuple(Rollout(s["solution"], float(s["is_correct"]), _after_final_a(s["solution"]))
+                             for s in solutions)
+            groups.append(Group(record["question"], _after_final_a(record["ground_truth"]), rollouts,
+                                source={"row": row}))
+    return groups
+
+
+@pytest.mark.parametrize("config", [RecyclingConfig(), UNCAPPED, AUTHORS,
+                                    dataclasses.replace(UNCAPPED, balance_kinds=True)])
+def test_real_gsm8k_solutions_recycle_into_valid_items(config):
+    groups = _gsm8k_groups()
+    assert len(groups) > 1000 and all(len(g.rollouts) == 4 for g in groups)
+    items, stats = recycle(groups, config, seed=0)
+    check_items(groups, items, config)
+    check_balance(items, config)
+    assert {i.task for i in items} == {"pointwise", "pairwise", "reflection"}
+    assert all(isinstance(i, Example) for i in items)
+    assert set(stats.outcomes) == {"all_correct", "all_wrong", "mixed"}
