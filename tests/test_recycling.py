@@ -286,6 +286,10 @@ def test_stats_are_consistent_with_the_items_and_serialise():
     assert sum(data["items"].values()) == len(items) and data["groups"] == 21 and data["rollouts"] == 49
     assert data["outcomes"] == {"mixed": 7, "all_wrong": 7, "all_correct": 7}
     assert sum(data["labels"]["pointwise"].values()) == data["items"]["pointwise"]
+    flat = stats.flat()
+    assert flat["groups"] == 21 and flat["outcomes/mixed"] == 7 and flat["items/reflection"] == data["items"]["reflection"]
+    assert all(isinstance(v, int) for v in flat.values())
+    assert sum(v for k, v in flat.items() if k.startswith("labels/pairwise/")) == data["items"]["pairwise"]
 
 
 # --- properties over random groups ----------------------------------------------------------

@@ -225,6 +225,20 @@ class RecyclingStats:
             "skipped": dict(self.skipped),
         }
 
+    def flat(self) -> dict[str, int]:
+        """One number per key, nested keys joined by "/" (e.g. "skipped/judge-cap"), for loggers."""
+        flat: dict[str, int] = {}
+        for key, value in self.to_dict().items():
+            if not isinstance(value, dict):
+                flat[key] = value
+                continue
+            for sub, inner in value.items():
+                if isinstance(inner, dict):
+                    flat.update({f"{key}/{sub}/{label}": n for label, n in inner.items()})
+                else:
+                    flat[f"{key}/{sub}"] = inner
+        return flat
+
 
 def _norm(text: str) -> str:
     return " ".join(text.split())
