@@ -1,17 +1,124 @@
-"""`sparkrl eval`: not yet implemented (see the open issues)."""
+"""`sparkrl eval`: evaluate a model on reasoning, pointwise or pairwise judging items.
+
+Examples:
+    sparkrl eval reasoning --model out/final --data gsm8k:/data/gsm8k_test.jsonl --out eval/gsm8k \\
+        --strategy single --strategy reflection --limit 200
+    sparkrl eval pairwise --backend openai --base-url http://127.0.0.1:8000 --model my-model \\
+        --data gsm8k-solutions:/data/gsm8k_model_solutions.jsonl --out eval/pairs
+
+See docs/evaluation.md for the data formats, the strategies and the output files.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-HELP = "(not yet implemented)"
+HELP = "evaluate a model (reasoning, pointwise or pairwise judging) with test-time strategies"
+
+STRATEGY_NAMES = ("single", "reflection", "best_of_n", "majority", "weighted_majority")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.add_argument("kind", choices=("reasoning", "pointwise", "pairwise"), help="what to evaluate")
+    parser.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
+    parser.add_argument(
+        "--data", required=True, help="data file, or FORMAT:PATH with FORMAT gsm8k or gsm8k-solutions"
+    )
+    parser.add_argument("--out", required=True, help="results folder (reused to resume an interrupted run)")
+    parser.add_argument(
+        "--strategy", action="append", choices=STRATEGY_NAMES, dest="strategies",
+        help="test-time strategy; repeat for several (default: single)",
+    )
+    parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    parser.add_argument("--base-url", help="openai backend: server address, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--api-key-env", help="openai backend: environment variable that holds the API key")
+    parser.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
+    parser.add_argument("--request-timeout", type=float, default=120.0, help="openai backend: seconds per request")
+    parser.add_argument("--retries", type=int, default=3, help="openai backend: retries on 5xx/connection errors")
+    parser.add_argument("--device", default="cpu", help="hf backend: torch device (cpu, cuda, cuda:1)")
+    parser.add_argument("--dtype", default="auto", help="hf backend: torch dtype (auto, float32, bfloat16)")
+    parser.add_argument("--batch-size", type=int, default=16, help="hf backend: sequences per generate call")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--n", type=int, default=1, help="samples per question (best_of_n, votes, maj@k)")
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed; also picks gsm8k-solutions items")
+    parser.add_argument("--rounds", type=int, default=2, help="reflection: most revisions")
+    parser.add_argument("--judge-samples", type=int, default=4, help="verdicts sampled when no token probabilities")
+    parser.add_argument("--judge-max-new-tokens", type=int, default=256)
+    parser.add_argument("--suffix", help="answer-format instruction appended to reasoning questions")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N items")
+    parser.add_argument("--overwrite", action="store_true", help="discard results of other settings in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def build_backend(args: argparse.Namespace):
+    from sparkrl.inference import backends
+
+    if args.backend == "hf":
+        return backends.HFBackend.from_pretrained(
+            args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size
+        )
+    if args.backend == "vllm":
+        return backends.VLLMBackend(args.model, seed=args.seed)
+    if not args.base_url:
+        raise backends.BackendError("--backend openai needs --base-url")
+    return backends.OpenAIBackend(
+        backends.EndpointConfig(
+            base_url=args.base_url,
+            model=args.model,
+            api_key=backends.api_key_from_env(args.api_key_env),
+            max_concurrency=args.concurrency,
+            retries=args.retries,
+            timeout_s=args.request_timeout,
+        )
+    )
+
+
+def build_config(args: argparse.Namespace):
+    from sparkrl.evaluation import EvalConfig
+    from sparkrl.inference import SamplingParams, StrategySettings
+
+    sampling = SamplingParams(
+        n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    settings = StrategySettings(
+        sampling=sampling,
+        rounds=args.rounds,
+        judge_samples=args.judge_samples,
+        judge_max_new_tokens=args.judge_max_new_tokens,
+    )
+    extra = {} if args.suffix is None else {"suffix": args.suffix}
+    return EvalConfig(
+        kind=args.kind,
+        strategies=tuple(args.strategies or ("single",)),
+        settings=settings,
+        chunk_size=max(args.batch_size, 1) * 2,
+        overwrite=args.overwrite,
+        show_progress=not args.no_progress,
+        **extra,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    print("sparkrl eval: not implemented yet in this version", file=sys.stderr)
-    return 2
+    from sparkrl.benchmarks import BenchmarkError, load_items
+    from sparkrl.data import DatasetError
+    from sparkrl.evaluation import EvalError, evaluate
+    from sparkrl.inference import BackendError
+
+    if args.limit is not None and args.limit < 1:
+        print("sparkrl eval: --limit must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        config = build_config(args)
+        items = load_items(args.kind, args.data, seed=args.seed)[: args.limit]
+        backend = build_backend(args)
+        summary = evaluate(items, backend, config, args.out)
+    except (ValueError, BenchmarkError, DatasetError, EvalError, BackendError) as err:
+        print(f"sparkrl eval: {err}", file=sys.stderr)
+        return 2
+    for name, stats in summary["strategies"].items():
+        print(f"{name}: accuracy {stats['accuracy']:.3f} on {stats['n']} items")
+    print(f"results in {args.out} (summary.json, summary.md)")
+    return 0

@@ -1,0 +1,405 @@
+"""Generation backends behind one interface: Hugging Face `generate`, vLLM, OpenAI-compatible.
+
+Every backend turns a batch of chat conversations into `n` generations each. Where it can,
+a backend also returns, for every generated token, the most likely alternatives with their
+log-probabilities (`SamplingParams.top_logprobs > 0`): the self-judging strategies read the
+probability of the verdict `Yes` from them, in the spirit of GenRM's verdict-token
+probability. Backends that cannot (or servers that do not) return `Generation.top_logprobs`
+as None, and the strategies fall back to counting sampled verdicts.
+
+Seeds are explicit. The Hugging Face backend reseeds torch's generator per batch (inside a
+forked RNG state, so callers' random state is untouched); sampled texts therefore depend on
+the batch layout, greedy texts do not beyond floating-point noise.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+Messages = list[dict[str, Any]]
+
+
+class BackendError(RuntimeError):
+    """A backend could not produce generations (server errors, time limits, missing package)."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample: `temperature == 0` means greedy (then all `n` copies are identical)."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    top_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"SamplingParams.n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"SamplingParams.temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"SamplingParams.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0 <= self.top_logprobs <= 20:
+            raise ValueError(f"SamplingParams.top_logprobs must be in [0, 20], got {self.top_logprobs}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated text. `tokens` and `top_logprobs` are aligned per generated token and only
+    present when log-probabilities were asked for and the backend supplied them."""
+
+    text: str
+    tokens: tuple[str, ...] | None = None
+    top_logprobs: tuple[Mapping[str, float], ...] | None = None
+    finish_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tokens is None) != (self.top_logprobs is None):
+            raise ValueError("Generation.tokens and top_logprobs must be given together")
+        if self.tokens is not None and len(self.tokens) != len(self.top_logprobs or ()):
+            raise ValueError("Generation.tokens and top_logprobs must have the same length")
+
+
+class Backend(Protocol):
+    """What strategies and evaluation need from a model."""
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[list[Generation]]:
+        """`params.n` generations for each conversation, in order."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies the model for result fingerprints (backend name, model path)."""
+        ...
+
+
+def chat_messages(prompt: str, system: str | None = None, images: Sequence[str] = ()) -> Messages:
+    """A one-turn conversation; images become OpenAI-style `image_url` parts with data URLs."""
+    messages: Messages = [{"role": "system", "content": system}] if system else []
+    if images:
+        parts: list[dict[str, Any]] = [
+            {"type": "image_url", "image_url": {"url": image_data_url(path)}} for path in images
+        ]
+        parts.append({"type": "text", "text": prompt})
+        messages.append({"role": "user", "content": parts})
+    else:
+        messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def image_data_url(path: str) -> str:
+    """`data:<mime>;base64,...` for an image file (how chat endpoints accept local images)."""
+    mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    try:
+        payload = Path(path).read_bytes()
+    except OSError as err:
+        raise BackendError(f"cannot read image {path}: {err}") from err
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+
+
+def _text_only(messages: Messages, backend: str) -> Messages:
+    for message in messages:
+        if not isinstance(message.get("content"), str):
+            raise BackendError(f"the {backend} backend handles text only; this prompt has images")
+    return messages
+
+
+# --------------------------------------------------------------------------- Hugging Face
+
+
+class HFBackend:
+    """Batched `model.generate` with left padding and the tokenizer's chat template."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 8, name: str = "") -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if tokenizer.chat_template is None:
+            raise BackendError(f"tokenizer of {name or 'the model'} has no chat template")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.name = name
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._stop_ids = {tokenizer.pad_token_id, *_eos_ids(model, tokenizer)}
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str, *, device: str = "cpu", dtype: str = "auto", batch_size: int = 8
+    ) -> HFBackend:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return cls(model, tokenizer, batch_size=batch_size, name=path)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "hf", "model": self.name}
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[list[Generation]]:
+        texts = [
+            self.tokenizer.apply_chat_template(
+                _text_only(m, "hf"), tokenize=False, add_generation_prompt=True
+            )
+            for m in prompts
+        ]
+        copies = 1 if params.greedy else params.n
+        per_batch = max(1, self.batch_size // copies)
+        out: list[list[Generation]] = []
+        for batch_index, start in enumerate(range(0, len(texts), per_batch)):
+            rows = self._generate_batch(texts[start : start + per_batch], params, copies, batch_index)
+            for i in range(0, len(rows), copies):
+                group = rows[i : i + copies]
+                out.append(group * params.n if params.greedy else group)
+        return out
+
+    def _generate_batch(
+        self, texts: list[str], params: SamplingParams, copies: int, batch_index: int
+    ) -> list[Generation]:
+        import torch
+
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        ).to(self.model.device)
+        sampling: dict[str, Any] = (
+            {"do_sample": False}
+            if params.greedy
+            else {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+        )
+        with torch.random.fork_rng(devices=_cuda_devices(self.model)), torch.no_grad():
+            torch.manual_seed(params.seed + batch_index)
+            result = self.model.generate(
+                **enc,
+                **sampling,
+                max_new_tokens=params.max_new_tokens,
+                num_return_sequences=copies,
+                pad_token_id=self.tokenizer.pad_token_id,
+                return_dict_in_generate=True,
+                output_logits=params.top_logprobs > 0,
+            )
+        new_ids = result.sequences[:, enc["input_ids"].shape[1] :].tolist()
+        logprobs = None
+        if params.top_logprobs > 0:
+            stacked = torch.stack(result.logits, dim=1).float().log_softmax(-1)
+            logprobs = stacked.topk(params.top_logprobs, dim=-1)
+        return [self._to_generation(row, ids, logprobs) for row, ids in enumerate(new_ids)]
+
+    def _to_generation(self, row: int, ids: list[int], logprobs: Any) -> Generation:
+        length = next((i for i, t in enumerate(ids) if t in self._stop_ids), len(ids))
+        finish = "stop" if length < len(ids) else "length"
+        text = self.tokenizer.decode(ids[:length], skip_special_tokens=True)
+        if logprobs is None:
+            return Generation(text, finish_reason=finish)
+        values, indices = logprobs.values[row, :length].tolist(), logprobs.indices[row, :length].tolist()
+        tokens = tuple(self.tokenizer.decode([t]) for t in ids[:length])
+        top = tuple(
+            {self.tokenizer.decode([i]): v for i, v in zip(step_ids, step_values)}
+            for step_ids, step_values in zip(indices, values)
+        )
+        return Generation(text, tokens, top, finish)
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = configured if isinstance(configured, list) else [configured]
+    return {i for i in [*ids, tokenizer.eos_token_id] if i is not None}
+
+
+def _cuda_devices(model: Any) -> list[int]:
+    device = model.device
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+# --------------------------------------------------------------------------- vLLM
+
+
+class VLLMBackend:
+    """Offline inference with `vllm.LLM`; vllm is imported only when this backend is built."""
+
+    def __init__(self, path: str, **llm_kwargs: Any) -> None:
+        try:
+            import vllm
+        except ImportError as err:
+            raise BackendError(
+                "the vllm backend needs the `vllm` package, which is not installed here; "
+                "install it on a GPU machine (pip install 'sparkrl[vllm]') or use --backend hf"
+            ) from err
+        self._vllm = vllm
+        self.name = path
+        self.llm = vllm.LLM(model=path, **llm_kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "vllm", "model": self.name}
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[list[Generation]]:
+        sampling = self._vllm.SamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_new_tokens,
+            seed=params.seed,
+            logprobs=params.top_logprobs or None,
+        )
+        outputs = self.llm.chat(list(prompts), sampling, use_tqdm=False)
+        return [[vllm_generation(c) for c in request.outputs] for request in outputs]
+
+
+def vllm_generation(completion: Any) -> Generation:
+    """A vLLM `CompletionOutput` as a `Generation` (token texts from `decoded_token`)."""
+    steps = getattr(completion, "logprobs", None)
+    if not steps:
+        return Generation(completion.text, finish_reason=completion.finish_reason)
+    tokens = tuple(step[tid].decoded_token or "" for tid, step in zip(completion.token_ids, steps))
+    top = tuple({lp.decoded_token or "": lp.logprob for lp in step.values()} for step in steps)
+    return Generation(completion.text, tokens, top, completion.finish_reason)
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """An OpenAI-compatible chat endpoint (a served vLLM, or any hosted API)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    max_concurrency: int = 8
+    retries: int = 3
+    backoff_s: float = 1.0
+    timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        if self.max_concurrency < 1 or self.retries < 0:
+            raise ValueError("max_concurrency must be >= 1 and retries >= 0")
+        if self.timeout_s <= 0 or self.backoff_s < 0:
+            raise ValueError("timeout_s must be > 0 and backoff_s >= 0")
+
+    @property
+    def url(self) -> str:
+        base = self.base_url.rstrip("/")
+        return f"{base}/chat/completions" if base.endswith("/v1") else f"{base}/v1/chat/completions"
+
+
+class _Retryable(Exception):
+    pass
+
+
+class OpenAIBackend:
+    """Chat completions over HTTP with the standard library: threads, retries, time limits."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "openai", "model": self.config.model, "url": self.config.url}
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[list[Generation]]:
+        if not prompts:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.config.max_concurrency, len(prompts))) as pool:
+            return list(pool.map(lambda m: self._complete(m, params), prompts))
+
+    def _payload(self, messages: Messages, params: SamplingParams) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "n": params.n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+            "seed": params.seed,
+        }
+        if params.top_logprobs:
+            payload |= {"logprobs": True, "top_logprobs": params.top_logprobs}
+        return payload
+
+    def _complete(self, messages: Messages, params: SamplingParams) -> list[Generation]:
+        body = json.dumps(self._payload(messages, params)).encode("utf-8")
+        last_error = ""
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                time.sleep(self.config.backoff_s * 2 ** (attempt - 1))
+            try:
+                return parse_chat_response(self._post(body))
+            except _Retryable as err:
+                last_error = str(err)
+        raise BackendError(
+            f"{self.config.url}: giving up after {self.config.retries + 1} attempts; last error: {last_error}"
+        )
+
+    def _post(self, body: bytes) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
+                return json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode("utf-8", "replace")[:300]
+            if err.code >= 500 or err.code == 429:
+                raise _Retryable(f"HTTP {err.code}: {detail}") from err
+            raise BackendError(f"{self.config.url}: HTTP {err.code}: {detail}") from err
+        except (TimeoutError, OSError) as err:  # URLError, refused connections, socket timeouts
+            waited = time.monotonic() - started
+            if isinstance(err, TimeoutError) or "timed out" in str(err):
+                raise _Retryable(f"time limit of {self.config.timeout_s:g}s hit ({waited:.1f}s)") from err
+            raise _Retryable(f"connection error: {err}") from err
+        except json.JSONDecodeError as err:
+            raise BackendError(f"{self.config.url}: response is not JSON: {err}") from err
+
+
+def parse_chat_response(response: Mapping[str, Any]) -> list[Generation]:
+    """Choices of an OpenAI chat-completions response, with token log-probabilities if present."""
+    choices = response.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise BackendError(f"chat response has no choices: {str(response)[:300]}")
+    out = []
+    for choice in sorted(choices, key=lambda c: c.get("index", 0)):
+        text = (choice.get("message") or {}).get("content") or ""
+        content = (choice.get("logprobs") or {}).get("content")
+        if not content:
+            out.append(Generation(text, finish_reason=choice.get("finish_reason")))
+            continue
+        tokens = tuple(step["token"] for step in content)
+        top = tuple(
+            {alt["token"]: alt["logprob"] for alt in step.get("top_logprobs") or ()}
+            | {step["token"]: step["logprob"]}
+            for step in content
+        )
+        out.append(Generation(text, tokens, top, choice.get("finish_reason")))
+    return out
+
+
+def api_key_from_env(name: str | None) -> str | None:
+    """The API key held in environment variable `name` (None when no name is given)."""
+    if not name:
+        return None
+    key = os.environ.get(name)
+    if not key:
+        raise BackendError(f"environment variable {name} (named by --api-key-env) is not set")
+    return key

@@ -1,0 +1,116 @@
+"""Shared fixtures: a tiny untrained causal LM with a character tokenizer and a chat template,
+and a scripted generation backend.
+
+The tiny model generates on CPU in milliseconds; its outputs are noise, which is all that
+plumbing tests (batching, padding, seeds, output files) need. The scripted backend answers
+from a Python function, for tests that need to know what the model will say.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+SPECIALS = ("<pad>", "<eos>", "<unk>", "<user>", "<assistant>", "<system>")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<' + message['role'] + '>' + message['content'] + '<eos>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<assistant>' }}{% endif %}"
+)
+
+
+def build_char_tokenizer():
+    """One token per printable character, plus the special tokens above."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    characters = [c for c in string.printable if c not in "\r\x0b\x0c"]
+    vocab = {token: i for i, token in enumerate([*SPECIALS, *characters])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        additional_special_tokens=["<user>", "<assistant>", "<system>"],
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_model(vocab_size: int, seed: int = 0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny model + tokenizer folder, loadable with from_pretrained."""
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_model(len(tokenizer))
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_and_tokenizer():
+    """The same tiny model and tokenizer, in memory."""
+    tokenizer = build_char_tokenizer()
+    return build_tiny_model(len(tokenizer)), tokenizer
+
+
+class ScriptedBackend:
+    """A generation backend whose outputs come from `respond(user_text, sample_index, params)`
+    (a str or a `Generation`); it records every call."""
+
+    def __init__(self, respond: Callable, name: str = "scripted") -> None:
+        self.respond = respond
+        self.name = name
+        self.calls: list[tuple[list[str], object]] = []
+
+    def describe(self) -> dict:
+        return {"backend": "scripted", "model": self.name}
+
+    def generate(self, prompts: Sequence[list[dict]], params) -> list[list]:
+        from sparkrl.inference.backends import Generation
+
+        texts = [m[-1]["content"] for m in prompts]
+        self.calls.append((texts, params))
+        out = []
+        for text in texts:
+            row = [self.respond(text, i, params) for i in range(params.n)]
+            out.append([g if isinstance(g, Generation) else Generation(g) for g in row])
+        return out
+
+    def prompts(self, prefix: str = "") -> list[str]:
+        """Every user text sent so far that starts with `prefix`."""
+        return [t for texts, _ in self.calls for t in texts if t.startswith(prefix)]
+
+
+@pytest.fixture
+def scripted() -> type[ScriptedBackend]:
+    return ScriptedBackend

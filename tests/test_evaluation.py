@@ -1,0 +1,192 @@
+"""Evaluation runs on a scripted backend: scores, both-order pairwise, resuming, output files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparkrl.benchmarks import PairwiseItem, PointwiseItem
+from sparkrl.evaluation import EvalConfig, EvalError, evaluate, probes_for, shown_answer, summarize
+from sparkrl.inference.backends import SamplingParams
+from sparkrl.inference.strategies import StrategySettings
+from sparkrl.rows import Example
+from sparkrl.templates import TemplateSet
+
+TEMPLATES = TemplateSet(
+    pointwise=("JUDGE|{question}|{candidate}",),
+    pointwise_letter=("LETTER|{question}|{candidate}",),
+    pairwise=("PAIR|{question}|{candidate_a}|{candidate_b}",),
+    reflection_cot=("REDO-COT|{question}|{attempt}",),
+    reflection_answer=("REDO|{question}|{attempt}",),
+)
+
+
+def config(kind: str, **kwargs) -> EvalConfig:
+    sampling = kwargs.pop("sampling", SamplingParams())
+    return EvalConfig(
+        kind=kind, settings=StrategySettings(sampling=sampling, templates=TEMPLATES), show_progress=False, **kwargs
+    )
+
+
+PAIRS = [
+    PairwiseItem("q0", "so\nA: 4", "so\nA: 5", "A"),
+    PairwiseItem("q1", "so\nA: 7", "so\nA: 6", "B"),
+    PairwiseItem("q2", "so\nA: 1", "so\nA: 2", "B"),
+    PairwiseItem("q3", "so\nA: 9", "so\nA: 3", "A"),
+]
+RIGHT = {"q0": "4", "q1": "6", "q2": "2", "q3": "9"}
+
+
+def knows_best(text: str, i: int, params: SamplingParams) -> str:
+    _, question, a, b = text.split("|")
+    return "\\boxed{A}" if a == RIGHT[question] else "\\boxed{B}"
+
+
+# --------------------------------------------------------------------------- pairwise
+
+
+def test_pairwise_judge_that_always_says_a_scores_exactly_half(scripted, tmp_path):
+    summary = evaluate(PAIRS, scripted(lambda *a: "I pick \\boxed{A}"), config("pairwise"), tmp_path)
+    assert summary["accuracy"] == 0.5 and summary["n"] == 4
+    assert summary["strategies"]["single"]["position_consistency"] == 0.0
+
+
+def test_pairwise_perfect_judge_is_consistent_in_both_orders(scripted, tmp_path):
+    backend = scripted(knows_best)
+    summary = evaluate(PAIRS, backend, config("pairwise"), tmp_path)
+    assert summary["accuracy"] == 1.0
+    assert summary["strategies"]["single"]["position_consistency"] == 1.0
+    # Judges see final answers only, each pair in both orders.
+    assert backend.prompts()[:2] == ["PAIR|q0|4|5", "PAIR|q0|5|4"]
+    record = json.loads((tmp_path / "single.jsonl").read_text().splitlines()[1])
+    assert [p["order"] for p in record["probes"]] == ["ab", "ba"]
+    assert [p["gold"] for p in record["probes"]] == ["B", "A"]
+
+
+def test_pairwise_label_follows_the_swap():
+    probes = probes_for(PAIRS[1], config("pairwise"))
+    assert [(p.task.prompt, p.gold) for p in probes] == [("PAIR|q1|7|6", "B"), ("PAIR|q1|6|7", "A")]
+
+
+def test_shown_answer_falls_back_to_the_whole_response():
+    assert shown_answer("work\n#### 12") == "12"
+    assert shown_answer("  just prose  ") == "just prose"
+
+
+# --------------------------------------------------------------------------- pointwise, reasoning
+
+
+def test_pointwise_yes_sayer_scores_the_share_of_yes_labels(scripted, tmp_path):
+    items = [PointwiseItem("q", "A: 1", "Yes"), PointwiseItem("q", "A: 2", "No"), PointwiseItem("q", "A: 3", "No")]
+    summary = evaluate(items, scripted(lambda *a: "\\boxed{Yes}"), config("pointwise"), tmp_path)
+    assert summary["accuracy"] == pytest.approx(1 / 3)
+
+
+def arithmetic(text: str, i: int, params: SamplingParams) -> str:
+    """Answers '2+2' with 4 on even samples and 5 on odd ones; other questions wrong."""
+    if text.startswith("2+2"):
+        return f"\\boxed{{{4 + i % 2}}}"
+    return "\\boxed{0}"
+
+
+REASONING = [Example("2+2", "4"), Example("3+3", "6"), Example("2+2", "4"), Example("1+1", "2")]
+
+
+def test_reasoning_accuracy_pass_at_1_and_majority(scripted, tmp_path):
+    backend = scripted(arithmetic)
+    sampled = SamplingParams(n=3, temperature=1.0)
+    summary = evaluate(REASONING, backend, config("reasoning", sampling=sampled, suffix="BOX IT"), tmp_path)
+    stats = summary["strategies"]["single"]
+    assert stats["accuracy"] == 0.5  # the first sample: 4, 0, 4, 0
+    assert stats["pass@1"] == pytest.approx((2 / 3 + 0 + 2 / 3 + 0) / 4)
+    assert stats["maj@3"] == 0.5
+    assert backend.prompts()[0] == "2+2\n\nBOX IT"
+
+
+def test_every_strategy_writes_its_file_and_summary_row(scripted, tmp_path):
+    def respond(text: str, i: int, params: SamplingParams) -> str:
+        return "\\boxed{Yes}" if text.startswith("JUDGE|") else arithmetic(text, i, params)
+
+    strategies = ("single", "reflection", "best_of_n", "majority", "weighted_majority")
+    cfg = config("reasoning", strategies=strategies, sampling=SamplingParams(n=2, temperature=1.0))
+    summary = evaluate(REASONING, scripted(respond), cfg, tmp_path)
+    assert list(summary["strategies"]) == list(strategies)
+    for name in strategies:
+        lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
+        assert [json.loads(line)["index"] for line in lines] == [0, 1, 2, 3]
+    assert "rounds" in json.loads((tmp_path / "reflection.jsonl").read_text().splitlines()[0])["probes"][0]
+    table = (tmp_path / "summary.md").read_text()
+    assert all(f"| {name} |" in table for name in strategies)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["strategies"]["majority"]["n"] == 4 and "accuracy" in saved
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["kind"] == "reasoning"
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+def test_resume_skips_finished_items(scripted, tmp_path):
+    first = scripted(arithmetic)
+    evaluate(REASONING[:2], first, config("reasoning", suffix=""), tmp_path)
+    assert first.prompts() == ["2+2", "3+3"]
+    second = scripted(arithmetic)
+    summary = evaluate(REASONING, second, config("reasoning", suffix=""), tmp_path)
+    assert second.prompts() == ["2+2", "1+1"]  # items 2 and 3 only
+    assert summary["n"] == 4 and summary["accuracy"] == 0.5
+    third = scripted(arithmetic)
+    evaluate(REASONING, third, config("reasoning", suffix=""), tmp_path)
+    assert third.calls == []
+    assert len((tmp_path / "single.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_torn_last_line_is_redone(scripted, tmp_path):
+    evaluate(REASONING, scripted(arithmetic), config("reasoning", suffix=""), tmp_path)
+    results = tmp_path / "single.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
+    again = scripted(arithmetic)
+    evaluate(REASONING, again, config("reasoning", suffix=""), tmp_path)
+    assert again.prompts() == ["1+1"]
+    assert [json.loads(x)["index"] for x in results.read_text().splitlines()] == [0, 1, 2, 3]
+
+
+def test_other_settings_or_changed_data_are_errors(scripted, tmp_path):
+    evaluate(REASONING, scripted(arithmetic), config("reasoning", suffix=""), tmp_path)
+    with pytest.raises(EvalError, match="other settings.*--overwrite"):
+        evaluate(REASONING, scripted(arithmetic), config("reasoning", suffix="new"), tmp_path)
+    changed = [Example("2+2", "5"), *REASONING[1:]]
+    with pytest.raises(EvalError, match="item 0 differs"):
+        evaluate(changed, scripted(arithmetic), config("reasoning", suffix=""), tmp_path)
+    fresh = scripted(arithmetic)
+    evaluate(REASONING, fresh, config("reasoning", suffix="new", overwrite=True), tmp_path)
+    assert len(fresh.prompts()) == 4
+
+
+def test_corrupt_middle_line_is_an_error_naming_the_line(scripted, tmp_path):
+    evaluate(REASONING, scripted(arithmetic), config("reasoning", suffix=""), tmp_path)
+    results = tmp_path / "single.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join([lines[0], "{oops", *lines[2:]]) + "\n")
+    with pytest.raises(EvalError, match="line 2: not valid JSON"):
+        evaluate(REASONING, scripted(arithmetic), config("reasoning", suffix=""), tmp_path)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_config_and_item_validation(scripted, tmp_path):
+    with pytest.raises(ValueError, match="kind"):
+        config("essay")
+    with pytest.raises(ValueError, match="unknown strategies"):
+        config("reasoning", strategies=("beam",))
+    with pytest.raises(ValueError, match="repeat"):
+        config("reasoning", strategies=("single", "single"))
+    with pytest.raises(EvalError, match="item 0 is a PairwiseItem"):
+        evaluate(PAIRS, scripted(knows_best), config("pointwise"), tmp_path)
+    with pytest.raises(EvalError, match="no items"):
+        evaluate([], scripted(knows_best), config("pointwise"), tmp_path)
+
+
+def test_summarize_without_records():
+    assert summarize([], "reasoning") == {"n": 0, "accuracy": None}
