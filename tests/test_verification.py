@@ -1,0 +1,345 @@
+"""Tests for sparkrl.verification: extraction, normalisation, math and label verdicts, time
+limits against hostile inputs, batched checking, and agreement with GSM8K correctness labels."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sparkrl import verification
+from sparkrl.verification import (
+    DEFAULT_FALLBACKS,
+    Verdict,
+    VerifierConfig,
+    extract_final_answer,
+    last_boxed,
+    normalize_answer,
+    normalize_label,
+    verify_label,
+    verify_many,
+    verify_math,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LIMIT_S = 0.5
+SLACK_S = 2.0
+# Legitimate comparisons must finish within it even on a busy machine.
+BATCH_LIMIT_S = 1.5
+
+
+@pytest.fixture(scope="module")
+def warm_worker() -> None:
+    """Start a math-verify worker outside any timed section (its start is not a comparison)."""
+    assert verify_math(r"\boxed{x+1}", "1+x").reason == "math-verify"
+
+
+# --- extraction -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"so \boxed{42}", "42"),
+        (r"first \boxed{1} then \boxed{2}", "2"),
+        (r"\boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"\boxed{\sqrt{\frac{a}{b}} + {c}}", r"\sqrt{\frac{a}{b}} + {c}"),
+        (r"\box{7}", "7"),
+        (r"\boxed {7}", "7"),
+        (r"\boxed{ 7 }", "7"),
+        (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
+        (r"\boxed{3} and a truncated \boxed{\frac{1", "3"),
+        (r"\boxed{3} then \boxed{}", "3"),
+        (r"\boxed{\boxed{5}}", r"\boxed{5}"),
+        (r"$\boxed{5}$ #### 6", "5"),
+    ],
+)
+def test_last_boxed_handles_nesting_spacing_and_truncation(text: str, expected: str) -> None:
+    assert extract_final_answer(text) == expected
+
+
+def test_boxedx_macro_is_not_a_box() -> None:
+    assert last_boxed(r"\boxedx{3}") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("step one\n#### 1,234", "1,234"),
+        ("work <<2*9=18>>18\nA: 18", "18"),
+        ("work\n**A:** 18", "18"),
+        ("Answer: 12 apples", "12 apples"),
+        ("**Final Answer:** $5$", "$5$"),
+        ("So the answer is 42.", "42"),
+        ("The final answer is 3.5. Hope that helps", "3.5"),
+        ("The answer is: -7", "-7"),
+        ("Answer: 1\nlater... Answer: 2", "2"),
+    ],
+)
+def test_each_fallback_convention(text: str, expected: str) -> None:
+    assert extract_final_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["no answer at all", "lowercase a: 5", "Q: what? A: mid-line is not the convention", "#### \n", ""],
+)
+def test_no_answer(text: str) -> None:
+    assert extract_final_answer(text) is None
+
+
+def test_fallback_order_is_configurable() -> None:
+    text = "The answer is 5\n#### 6"
+    assert extract_final_answer(text) == "6"
+    assert extract_final_answer(text, fallbacks=("The answer is", "####")) == "5"
+    assert extract_final_answer(text, fallbacks=()) is None
+
+
+def test_unknown_fallback_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown fallback"):
+        verify_math("#### 1", "1", fallbacks=("Final:",))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"timeout_s": 0}, {"timeout_s": -1.0}, {"workers": 0}, {"max_answer_chars": 0}, {"timeout_s": "5"}]
+)
+def test_config_validation(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        VerifierConfig(**kwargs)
+
+
+def test_verdict_score_must_be_binary() -> None:
+    with pytest.raises(ValueError):
+        Verdict(0.5, "1", "string-match")
+    assert Verdict(1.0, "1", "string-match").correct
+
+
+# --- normalisation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("$1,000$", "1000"),
+        ("1{,}000", "1000"),
+        ("18.0", "18"),
+        ("18.", "18"),
+        ("3.50", "3.5"),
+        (r"\$18", "18"),
+        (r"18 \text{ dollars}", "18"),
+        ("5 km/h", "5"),
+        (r"\textbf{Seven}", "seven"),
+        (r"\dfrac{1}{2}", r"\frac{1}{2}"),
+        ("x = 5", "5"),
+        (r"50\%", "50"),
+        (r"90^\circ", "90"),
+        (r"\left( 1, 2 \right)", "(1,2)"),
+        ("2 pi", "2pi"),
+        ("10.05", "10.05"),
+    ],
+)
+def test_normalize_answer(raw: str, expected: str) -> None:
+    assert normalize_answer(raw) == expected
+
+
+# --- math verdicts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "score", "reason"),
+    [
+        (r"\boxed{18}", "18", 1.0, "string-match"),
+        ("She makes $18\nA: 18", "Janet sells 9 eggs.\nA: 18", 1.0, "string-match"),
+        ("#### 18", "... so 9 * 2 = <<9*2=18>>18\n#### 18", 1.0, "string-match"),
+        (r"\boxed{\$1,000.00}", "1000", 1.0, "string-match"),
+        (r"\boxed{\frac{6}{4}}", "1.5", 1.0, "number-match"),
+        (r"\boxed{17}", "18", 0.0, "mismatch"),
+        ("I think it is 18", "18", 0.0, "no-answer"),
+        (r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt{2}}", 1.0, "math-verify"),
+        (r"\boxed{50\%}", "0.5", 1.0, "math-verify"),
+        (r"\boxed{x^2 - 1}", "(x-1)(x+1)", 1.0, "math-verify"),
+        (r"\boxed{x^2 + 1}", "(x-1)(x+1)", 0.0, "mismatch"),
+    ],
+)
+def test_verify_math(warm_worker: None, response: str, gold: str, score: float, reason: str) -> None:
+    verdict = verify_math(response, gold)
+    assert (verdict.score, verdict.reason) == (score, reason)
+
+
+def test_near_equal_numbers_are_left_to_math_verify(warm_worker: None) -> None:
+    # math-verify rounds floats; a bare string comparison would call these different.
+    assert verify_math(r"\boxed{0.3333333}", "0.33333333").reason in {"math-verify", "mismatch"}
+    assert verify_math(r"\boxed{0.3333333}", "0.33333333").reason != "number-match"
+
+
+def test_overlong_answers_are_not_normalised() -> None:
+    verdict = verify_math(r"\boxed{" + "1" * 5000 + "}", "1")
+    assert verdict == Verdict(0.0, "1" * 5000, "answer-too-long")
+
+
+# --- time limits ------------------------------------------------------------------------
+
+HOSTILE = {
+    "power tower": (r"\boxed{10^{10^{10^{10}}}}", "5", 0.0),
+    "huge power": (r"\boxed{9^{9^{9}}}", "7", 0.0),
+    "huge factorial": (r"\boxed{(10^{100})!}", "3", 0.0),
+    "python power": (r"\boxed{9**9**9}", "9^{9^{9}}", 0.0),
+    "deep fractions": ("\\boxed{" + "\\frac{1}{" * 100 + "2" + "}" * 100 + "}", "x", 0.0),
+    "long sum": ("\\boxed{" + "+".join(["x^{2}"] * 150) + "}", "151x^2", 0.0),
+    "open boxes": ("\\boxed{" * 200_000, "1", 0.0),
+    "open braces": ("{" * 1_000_000 + r"\boxed{1}", "1", 1.0),
+    "megabyte prose": ("word " * 250_000 + "The answer is 7", "7", 1.0),
+    "megabyte box": ("\\boxed{" + "1+" * 500_000 + "1}", "1000001", 0.0),
+    "many markers": ("#### \n" * 200_000, "1", 0.0),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_input_respects_the_time_limit(warm_worker: None, name: str) -> None:
+    response, gold, score = HOSTILE[name]
+    # Untimed: waits for the replacement of a worker killed by an earlier timeout, and shows
+    # that the replacement works.
+    assert verify_math(r"\boxed{y+1}", "1+y").reason == "math-verify"
+    start = time.monotonic()
+    verdict = verify_math(response, gold, timeout_s=LIMIT_S)
+    assert time.monotonic() - start <= LIMIT_S + SLACK_S
+    assert verdict.score == score
+    if name == "power tower":
+        assert verdict.reason == "timeout"
+
+
+def test_time_limit_holds_outside_the_main_thread(warm_worker: None) -> None:
+    results: list[tuple[Verdict, float]] = []
+
+    def check() -> None:
+        start = time.monotonic()
+        results.append((verify_math(HOSTILE["power tower"][0], "5", timeout_s=LIMIT_S), time.monotonic() - start))
+
+    thread = threading.Thread(target=check)
+    thread.start()
+    thread.join(timeout=LIMIT_S + 30)
+    (verdict, elapsed), = results
+    assert verdict.reason == "timeout"
+    assert elapsed <= LIMIT_S + 30  # includes the start of a worker if an earlier test killed one
+
+
+def test_a_worker_that_died_while_idle_is_replaced(warm_worker: None) -> None:
+    verify_math(r"\boxed{y+1}", "1+y")
+    for worker in verification._POOL._idle:
+        worker.proc.kill()
+        worker.proc.wait()
+    assert verify_math(r"\boxed{2y}", "y+y").reason == "math-verify"
+
+
+# --- labels -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "gold"),
+    [
+        (r"\boxed{Yes}", "Yes"),
+        (r"\boxed{yes}", "Yes"),
+        (r"\boxed{ YES. }", "Yes"),
+        (r"\boxed{\text{Yes}}", "Yes"),
+        (r"\boxed{\textbf{No}}", "No"),
+        (r"$\boxed{\text{no}}$.", "No"),
+        ("Answer: **Yes**", "Yes"),
+        ("The answer is no.", "No"),
+        (r"\boxed{(A)}", "A"),
+        (r"\boxed{a}", "A"),
+        (r"\boxed{B}", "(B)"),
+        (r"\boxed{\text{(B)}}", "B"),
+        (r"\boxed{Option C}", "C"),
+        (r"\boxed{D) 42}", "D"),
+        (r"\boxed{[A]}", "A"),
+        (r"\boxed{No} wait, \boxed{Yes}", "Yes"),
+    ],
+)
+def test_label_variants_match(response: str, gold: str) -> None:
+    assert verify_label(response, gold) == Verdict(1.0, extract_final_answer(response), "label-match")
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "reason"),
+    [
+        (r"\boxed{No}", "Yes", "mismatch"),
+        (r"\boxed{Yes, it is}", "Yes", "mismatch"),
+        (r"\boxed{B}", "A", "mismatch"),
+        (r"\boxed{AB}", "A", "mismatch"),
+        (r"\boxed{A and B}", "A", "mismatch"),
+        ("Yes", "Yes", "no-answer"),
+        (r"\boxed{" + "Y" * 500 + "}", "Yes", "answer-too-long"),
+    ],
+)
+def test_label_mismatches(response: str, gold: str, reason: str) -> None:
+    assert verify_label(response, gold).reason == reason
+
+
+def test_normalize_label() -> None:
+    assert [normalize_label(s) for s in ["(A)", r"\text{Yes}", "**yes**.", "Option B", "C) 12", " { d } "]] == [
+        "a",
+        "yes",
+        "yes",
+        "b",
+        "c",
+        "d",
+    ]
+
+
+# --- batches ----------------------------------------------------------------------------
+
+
+def test_verify_many_equals_one_by_one_on_a_mixed_batch(warm_worker: None) -> None:
+    math_cases = [
+        (r"\boxed{18}", "A: 18"),
+        (r"\boxed{\frac{\sqrt{2}}{2}}", r"\frac{1}{\sqrt{2}}"),
+        (r"\boxed{x^2+1}", "(x-1)(x+1)"),
+        ("no final answer", "3"),
+        (r"\boxed{\frac{6}{4}}", "1.5"),
+        ("#### 7", "8"),
+        (r"\boxed{50\%}", "0.5"),
+    ] * 3 + [HOSTILE["power tower"][:2]]
+    responses, golds = zip(*math_cases, strict=True)
+    batched = verify_many(list(responses), list(golds), workers=2, timeout_s=BATCH_LIMIT_S)
+    single = [verify_math(r, g, timeout_s=BATCH_LIMIT_S) for r, g in math_cases]
+    assert batched == single
+    assert {v.reason for v in batched} >= {"string-match", "math-verify", "mismatch", "no-answer", "timeout"}
+
+    label_cases = [(r"\boxed{(A)}", "A"), (r"\boxed{No}", "Yes"), ("no verdict", "No")]
+    labels = verify_many([r for r, _ in label_cases], [g for _, g in label_cases], kind="label")
+    assert labels == [verify_label(r, g) for r, g in label_cases]
+
+
+def test_verify_many_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="2 responses but 1 golds"):
+        verify_many(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="kind"):
+        verify_many(["a"], ["a"], kind="code")  # type: ignore[arg-type]
+    assert verify_many([], []) == []
+
+
+def test_default_fallbacks_cover_all_conventions() -> None:
+    assert set(DEFAULT_FALLBACKS) == set(verification.FALLBACK_PATTERNS)
+
+
+# --- real data --------------------------------------------------------------------------
+
+
+def test_agreement_with_gsm8k_solution_labels() -> None:
+    path = SHARED_DATA / "gsm8k_model_solutions.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared GSM8K model-solutions file)")
+    responses, golds, labels = [], [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        for key in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"):
+            responses.append(row[key]["solution"])
+            golds.append(row["ground_truth"])
+            labels.append(row[key]["is_correct"])
+    verdicts = verify_many(responses, golds)
+    agreement = sum(v.correct == label for v, label in zip(verdicts, labels, strict=True)) / len(labels)
+    assert len(labels) == 5276
+    assert agreement >= 0.995
