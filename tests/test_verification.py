@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -218,12 +219,21 @@ def test_time_limit_holds_outside_the_main_thread(warm_worker: None) -> None:
         start = time.monotonic()
         results.append((verify_math(HOSTILE["power tower"][0], "5", timeout_s=LIMIT_S), time.monotonic() - start))
 
+    assert verify_math(r"\boxed{y+1}", "1+y").correct  # an idle, started worker for the thread
     thread = threading.Thread(target=check)
     thread.start()
     thread.join(timeout=LIMIT_S + 30)
-    (verdict, elapsed), = results
+    ((verdict, elapsed),) = results
     assert verdict.reason == "timeout"
-    assert elapsed <= LIMIT_S + 30  # includes the start of a worker if an earlier test killed one
+    assert elapsed <= LIMIT_S + SLACK_S
+
+
+def test_concurrent_threads_get_their_own_workers(warm_worker: None) -> None:
+    pairs = [(rf"\boxed{{\frac{{{k}}}{{\sqrt{{2}}}}}}", rf"\frac{{{k}\sqrt{{2}}}}{{2}}") for k in range(1, 7)]
+    pairs += [(r"\boxed{x^2+2}", "(x+1)^2")] * 2
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = list(pool.map(lambda pair: verify_math(*pair), pairs))
+    assert [v.reason for v in threaded] == ["math-verify"] * 6 + ["mismatch"] * 2
 
 
 def test_a_worker_that_died_while_idle_is_replaced(warm_worker: None) -> None:
