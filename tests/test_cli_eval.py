@@ -46,6 +46,7 @@ def test_every_kind_and_strategy_end_to_end_on_a_tiny_model(kind, data, tiny_mod
         "eval", kind, "--model", str(tiny_model_dir), "--data", data[kind], "--out", str(out), *strategies,
         "--n", "2", "--temperature", "1.0", "--max-new-tokens", "4", "--judge-max-new-tokens", "4",
         "--judge-samples", "2", "--limit", "2", "--batch-size", "4", "--seed", "1",
+        *(["--templates", "tiny"] if kind == "pointwise" else []),
     ]
     assert main(argv) == 0
     captured = capsys.readouterr()
@@ -62,6 +63,8 @@ def test_every_kind_and_strategy_end_to_end_on_a_tiny_model(kind, data, tiny_mod
         assert all(p["final"] == p["candidates"][0]["text"] or name != "single" for r in records for p in r["probes"])
         assert len(records[0]["probes"]) == (2 if kind == "pairwise" else 1)
     assert "| reflection |" in (out / "summary.md").read_text()
+    pointwise_pool = json.loads((out / "config.json").read_text())["config"]["settings"]["templates"]["pointwise"]
+    assert pointwise_pool[0].startswith("{question}\nAnswer:") == (kind == "pointwise")
     # A second identical run finds everything done.
     assert main(argv) == 0
     assert all(len((out / f"{n}.jsonl").read_text().splitlines()) == 2 for n in STRATEGIES)

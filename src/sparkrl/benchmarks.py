@@ -13,6 +13,9 @@ Formats, chosen with a `FORMAT:PATH` data spec (a bare path is the generic forma
   `question`, `response`, and `label` (Yes/No/true/false) or `correct` (bool); pairwise JSONL
   rows `question`, `response_a`, `response_b`, `label` (`A`, `B`, `A>B` or `B>A`).
 
+GSM8K-solutions rows whose solution has no extractable final answer (a few truncated
+generations) are left out: judges are shown final answers only.
+
 Random choices (which solution a pointwise item shows, which pair and which order a pairwise
 item uses) come from a `random.Random` seeded by (seed, row), so a `--limit` prefix of a set
 is the same prefix whatever the limit.
@@ -127,7 +130,9 @@ def _gsm8k_solutions(path: Path) -> Iterator[tuple[int, str, list[str], list[str
         for solver in GSM8K_SOLVERS:
             entry = row.get(solver)
             if not isinstance(entry, dict) or not isinstance(entry.get("is_correct"), bool):
-                raise BenchmarkError(f"{where}, field '{solver}': expected {{\"is_correct\": bool, \"solution\": str}}")
+                raise BenchmarkError(
+                    f"{where}, field '{solver}': expected {{\"is_correct\": bool, \"solution\": str}}"
+                )
             solution = _text(entry, "solution", f"{where}, field '{solver}'")
             if extract_final_answer(solution) is not None:  # judges are shown final answers only
                 (right if entry["is_correct"] else wrong).append(solution)
@@ -174,7 +179,9 @@ def _pointwise_label(row: Mapping[str, Any], where: str) -> str:
     if "label" in row:
         label = _YES_NO.get(str(row["label"]).strip().lower())
         if label is None:
-            raise BenchmarkError(f"{where}, field 'label': expected Yes/No (or true/false), got {row['label']!r}")
+            raise BenchmarkError(
+                f"{where}, field 'label': expected Yes/No (or true/false), got {row['label']!r}"
+            )
         return label
     if isinstance(row.get("correct"), bool):
         return "Yes" if row["correct"] else "No"
@@ -199,7 +206,9 @@ def load_pairwise(path: str | Path) -> list[PairwiseItem]:
         where = f"{source}, line {number}"
         label = _PAIR_LABELS.get(str(row.get("label", "")).replace(" ", "").lower())
         if label is None:
-            raise BenchmarkError(f"{where}, field 'label': expected A, B, A>B or B>A, got {row.get('label')!r}")
+            raise BenchmarkError(
+                f"{where}, field 'label': expected A, B, A>B or B>A, got {row.get('label')!r}"
+            )
         items.append(
             PairwiseItem(
                 _text(row, "question", where), _text(row, "response_a", where), _text(row, "response_b", where), label
@@ -228,7 +237,9 @@ def load_items(kind: str, spec: str, seed: int = 0) -> list[Item]:
         raise BenchmarkError(f"{path}: no such file")
     if fmt == "gsm8k":
         if kind != "reasoning":
-            raise BenchmarkError(f"format gsm8k holds reasoning items; for {kind} use gsm8k-solutions:{path}")
+            raise BenchmarkError(
+                f"format gsm8k holds reasoning items; for {kind} use gsm8k-solutions:{path}"
+            )
         return list(load_gsm8k(path))
     if fmt == "gsm8k-solutions":
         if kind == "reasoning":

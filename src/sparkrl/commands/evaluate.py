@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", help="openai backend: server address, e.g. http://127.0.0.1:8000")
     parser.add_argument("--api-key-env", help="openai backend: environment variable that holds the API key")
     parser.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
-    parser.add_argument("--request-timeout", type=float, default=120.0, help="openai backend: seconds per request")
+    parser.add_argument(
+        "--request-timeout", type=float, default=120.0, help="openai backend: seconds per request"
+    )
     parser.add_argument("--retries", type=int, default=3, help="openai backend: retries on 5xx/connection errors")
     parser.add_argument("--device", default="cpu", help="hf backend: torch device (cpu, cuda, cuda:1)")
     parser.add_argument("--dtype", default="auto", help="hf backend: torch dtype (auto, float32, bfloat16)")
@@ -48,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-samples", type=int, default=4, help="verdicts sampled when no token probabilities")
     parser.add_argument("--judge-max-new-tokens", type=int, default=256)
     parser.add_argument("--suffix", help="answer-format instruction appended to reasoning questions")
+    parser.add_argument(
+        "--templates", choices=("default", "tiny"), default="default",
+        help="judge and reflection prompt pools (tiny: the compact ones of the embedded demo model)",
+    )
     parser.add_argument("--limit", type=int, help="evaluate only the first N items")
     parser.add_argument("--overwrite", action="store_true", help="discard results of other settings in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -76,15 +82,30 @@ def build_backend(args: argparse.Namespace):
     )
 
 
+def _templates(name: str):
+    if name == "tiny":
+        from sparkrl.tiny.templates import TINY_TEMPLATES
+
+        return TINY_TEMPLATES
+    from sparkrl.templates import DEFAULT_TEMPLATES
+
+    return DEFAULT_TEMPLATES
+
+
 def build_config(args: argparse.Namespace):
     from sparkrl.evaluation import EvalConfig
     from sparkrl.inference import SamplingParams, StrategySettings
 
     sampling = SamplingParams(
-        n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
     )
     settings = StrategySettings(
         sampling=sampling,
+        templates=_templates(args.templates),
         rounds=args.rounds,
         judge_samples=args.judge_samples,
         judge_max_new_tokens=args.judge_max_new_tokens,
@@ -102,8 +123,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparkrl.benchmarks import BenchmarkError, load_items
-    from sparkrl.data import DatasetError
+    from sparkrl.benchmarks import load_items
     from sparkrl.evaluation import EvalError, evaluate
     from sparkrl.inference import BackendError
 
@@ -115,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         items = load_items(args.kind, args.data, seed=args.seed)[: args.limit]
         backend = build_backend(args)
         summary = evaluate(items, backend, config, args.out)
-    except (ValueError, BenchmarkError, DatasetError, EvalError, BackendError) as err:
+    except (ValueError, EvalError, BackendError) as err:  # data errors are ValueErrors
         print(f"sparkrl eval: {err}", file=sys.stderr)
         return 2
     for name, stats in summary["strategies"].items():

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sparkrl.inference.backends import Backend, Generation, SamplingParams, chat_messages
+from sparkrl.inference.backends import Backend, Generation, Messages, SamplingParams, chat_messages
 from sparkrl.templates import DEFAULT_TEMPLATES, TemplateSet, pointwise_prompt, reflection_prompt
 from sparkrl.verification import extract_final_answer, normalize_answer, verify_label
 
@@ -115,8 +115,10 @@ def to_candidate(generation: Generation) -> Candidate:
 
 def sample_answers(backend: Backend, tasks: Sequence[Task], params: SamplingParams) -> list[list[Candidate]]:
     """`params.n` candidate answers per task."""
+    if not tasks:
+        return []
     prompts = [chat_messages(t.prompt, t.system, t.images) for t in tasks]
-    return [[to_candidate(g) for g in gens] for gens in backend.generate(prompts, params)] if tasks else []
+    return [[to_candidate(g) for g in gens] for gens in backend.generate(prompts, params)]
 
 
 def verdict_probability(generation: Generation, options: tuple[str, str] = (YES, NO)) -> float | None:
@@ -158,7 +160,7 @@ def says_yes(text: str) -> bool:
     return verify_label(text, YES).correct
 
 
-def _judge_prompts(tasks: Sequence[Task], answers: Sequence[str], settings: StrategySettings) -> list:
+def _judge_prompts(tasks: Sequence[Task], answers: Sequence[str], settings: StrategySettings) -> list[Messages]:
     return [
         chat_messages(pointwise_prompt(t.question, a, templates=settings.templates), t.system, t.images)
         for t, a in zip(tasks, answers)
@@ -166,7 +168,11 @@ def _judge_prompts(tasks: Sequence[Task], answers: Sequence[str], settings: Stra
 
 
 def judge_greedy(
-    backend: Backend, tasks: Sequence[Task], answers: Sequence[str], settings: StrategySettings, top_logprobs: int = 0
+    backend: Backend,
+    tasks: Sequence[Task],
+    answers: Sequence[str],
+    settings: StrategySettings,
+    top_logprobs: int = 0,
 ) -> list[Generation]:
     """One greedy verdict per (task, final answer)."""
     if not tasks:
@@ -185,14 +191,13 @@ def score_candidates(
     backend: Backend, tasks: Sequence[Task], candidates: Sequence[Sequence[Candidate]], settings: StrategySettings
 ) -> list[list[Candidate]]:
     """Every candidate with its self-judged score (see the module docstring)."""
-    slots = [(i, j) for i, cands in enumerate(candidates) for j, c in enumerate(cands) if c.answer is not None]
-    flat_tasks = [tasks[i] for i, _ in slots]
-    flat_answers = [str(candidates[i][j].answer) for i, j in slots]
-    greedy = judge_greedy(backend, flat_tasks, flat_answers, settings, VERDICT_TOP_LOGPROBS)
-    results: dict[tuple[int, int], tuple[float | None, tuple[str, ...]]] = {
-        slot: (verdict_probability(g), (g.text,)) for slot, g in zip(slots, greedy)
-    }
-    unscored = [slot for slot in slots if results[slot][0] is None]
+    # Flatten the answered candidates of all tasks, so each judging pass is one batch.
+    slots = [(i, j) for i, row in enumerate(candidates) for j, c in enumerate(row) if c.answer is not None]
+    judged = [(tasks[i], str(candidates[i][j].answer)) for i, j in slots]
+    greedy = judge_greedy(backend, [t for t, _ in judged], [a for _, a in judged], settings, VERDICT_TOP_LOGPROBS)
+    scores = [verdict_probability(g) for g in greedy]
+    raw = [(g.text,) for g in greedy]
+    unscored = [k for k, score in enumerate(scores) if score is None]
     if unscored:
         params = SamplingParams(
             n=settings.judge_samples,
@@ -200,17 +205,15 @@ def score_candidates(
             max_new_tokens=settings.judge_max_new_tokens,
             seed=settings.sampling.seed,
         )
-        prompts = _judge_prompts([tasks[i] for i, _ in unscored], [str(candidates[i][j].answer) for i, j in unscored], settings)
-        for slot, gens in zip(unscored, backend.generate(prompts, params)):
-            texts = tuple(g.text for g in gens)
-            results[slot] = (sum(map(says_yes, texts)) / len(texts), results[slot][1] + texts)
-    return [
-        [
-            replace(c, score=results[(i, j)][0], judge=results[(i, j)][1]) if (i, j) in results else replace(c, score=0.0)
-            for j, c in enumerate(cands)
-        ]
-        for i, cands in enumerate(candidates)
-    ]
+        prompts = _judge_prompts([judged[k][0] for k in unscored], [judged[k][1] for k in unscored], settings)
+        for k, samples in zip(unscored, backend.generate(prompts, params)):
+            texts = tuple(g.text for g in samples)
+            scores[k] = sum(map(says_yes, texts)) / len(texts)
+            raw[k] += texts
+    out = [[replace(c, score=0.0) for c in row] for row in candidates]
+    for (i, j), score, texts in zip(slots, scores, raw):
+        out[i][j] = replace(candidates[i][j], score=score, judge=texts)
+    return out
 
 
 def pick_best(candidates: Sequence[Candidate]) -> Candidate:
@@ -248,7 +251,9 @@ def run_best_of_n(backend: Backend, tasks: Sequence[Task], settings: StrategySet
     return [Attempt(pick_best(c), tuple(c)) for c in scored]
 
 
-def run_weighted_majority(backend: Backend, tasks: Sequence[Task], settings: StrategySettings) -> list[Attempt]:
+def run_weighted_majority(
+    backend: Backend, tasks: Sequence[Task], settings: StrategySettings
+) -> list[Attempt]:
     scored = score_candidates(backend, tasks, sample_answers(backend, tasks, settings.sampling), settings)
     return [Attempt(pick_vote(c, weighted=True), tuple(c)) for c in scored]
 
@@ -264,11 +269,14 @@ def run_reflection(backend: Backend, tasks: Sequence[Task], settings: StrategySe
     or `rounds` revisions were made."""
     params = replace(settings.sampling, n=1)
     current = [c[0] for c in sample_answers(backend, tasks, params)]
-    history: list[list[dict[str, Any]]] = [[{"round": 0, "answer": c.text, "extracted": c.answer}] for c in current]
+    history: list[list[dict[str, Any]]] = [
+        [{"round": 0, "answer": c.text, "extracted": c.answer}] for c in current
+    ]
     active = list(range(len(tasks)))
     for round_index in range(1, settings.rounds + 1):
         judged = [i for i in active if current[i].answer is not None]
-        verdicts = judge_greedy(backend, [tasks[i] for i in judged], [str(current[i].answer) for i in judged], settings)
+        answers = [str(current[i].answer) for i in judged]
+        verdicts = judge_greedy(backend, [tasks[i] for i in judged], answers, settings)
         for i, verdict in zip(judged, verdicts):
             history[i][-1] |= {"judge": verdict.text, "verdict": YES if says_yes(verdict.text) else NO}
         for i in active:
@@ -276,12 +284,12 @@ def run_reflection(backend: Backend, tasks: Sequence[Task], settings: StrategySe
         active = [i for i in active if history[i][-1]["verdict"] != YES]
         if not active:
             break
-        revisions = [replace(tasks[i], prompt=revision_prompt(tasks[i], current[i], settings)) for i in active]
+        revisions = [replace(tasks[i], prompt=revision_prompt(tasks[i], current[i], settings))
+                     for i in active]
         for i, task, revised in zip(active, revisions, sample_answers(backend, revisions, params)):
             current[i] = revised[0]
-            history[i].append(
-                {"round": round_index, "prompt": task.prompt, "answer": revised[0].text, "extracted": revised[0].answer}
-            )
+            history[i].append({"round": round_index, "prompt": task.prompt,
+                               "answer": revised[0].text, "extracted": revised[0].answer})
     return [Attempt(c, (c,), tuple(h)) for c, h in zip(current, history)]
 
 
@@ -295,7 +303,9 @@ STRATEGIES: dict[str, StrategyFn] = {
 }
 
 
-def run_strategy(name: str, backend: Backend, tasks: Sequence[Task], settings: StrategySettings) -> list[Attempt]:
+def run_strategy(
+    name: str, backend: Backend, tasks: Sequence[Task], settings: StrategySettings
+) -> list[Attempt]:
     """One `Attempt` per task, in order."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {sorted(STRATEGIES)}")
