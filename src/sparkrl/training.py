@@ -148,7 +148,7 @@ class SparkGRPOTrainer(GRPOTrainer):
             groups = rollout_groups(global_rows, scored, group_size, self.spark.recycle_recycled)
             items, stats = recycle(groups, self.recycling, seed=round_seed(self.args.seed, round_index))
             state.add_items((item.to_dict() for item in items), self.spark.pool_capacity)
-            self.last_recycling_stats = stats.to_dict()
+            self.last_recycling_stats = stats.flat()
         self._write_round_log(round_index, plan.recycled, prompts)
         return output
 

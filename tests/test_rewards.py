@@ -1,0 +1,71 @@
+from collections import defaultdict
+
+import pytest
+
+from sparkrl.rewards import RewardRouter, completion_text, import_verifier
+from sparkrl.verification import Verdict
+
+
+def _call(router, completions, answers, tasks, **columns):
+    logged = defaultdict(list)
+    scores = router(
+        prompts=[None] * len(completions),
+        completions=[[{"role": "assistant", "content": c}] for c in completions],
+        answer=answers,
+        task=tasks,
+        log_metric=lambda name, value: logged[name].append(value),
+        **columns,
+    )
+    return scores, logged
+
+
+def test_each_task_goes_to_its_verifier():
+    router = RewardRouter(timeout_s=2.0)
+    scores, logged = _call(
+        router,
+        ["so \\boxed{4}", "\\boxed{5}", "judging... \\boxed{Yes}", "\\boxed{(B)}", "fixed: \\boxed{12}"],
+        ["4", "4", "No", "B", "12"],
+        ["policy", "policy", "pointwise", "pairwise", "reflection"],
+    )
+    assert scores == [1.0, 0.0, 0.0, 1.0, 1.0]
+    assert [row.verdict.extracted for row in router.last_rows][:2] == ["4", "5"]
+    assert logged["spark/policy_reward"] == [1.0, 0.0]
+    assert logged["spark/pointwise_accuracy"] == [0.0]
+    assert logged["spark/pairwise_accuracy"] == [1.0]
+    assert logged["spark/reflection_success"] == [1.0]
+    # shares are logged on every row for every task, so each averages to the task's share
+    shares = {name: sum(v) / len(v) for name, v in logged.items() if name.startswith("spark/share_")}
+    assert shares["spark/share_policy"] == pytest.approx(0.4)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert logged["spark/pointwise_label_positive"] == [0.0]
+    assert logged["spark/pairwise_label_a"] == [0.0]
+
+
+def test_user_verifier_by_import_path_and_callable():
+    router = RewardRouter(extra={"length": "tests.test_rewards:_length_verifier"})
+    router.register("always", lambda completion, answer, row: Verdict(1.0, None, "always"))
+    scores, _ = _call(router, ["abc", "zzz"], ["3", "ignored"], ["length", "always"], extra_col=["x", "y"])
+    assert scores == [1.0, 1.0]
+    assert router.last_rows[0].verdict.reason == "custom"
+
+
+def _length_verifier(completion, answer, row):
+    assert row["extra_col"] == "x"  # user verifiers see the row's other columns
+    return float(len(completion) == int(answer))
+
+
+def test_unknown_task_and_bad_paths_are_explained():
+    router = RewardRouter()
+    with pytest.raises(ValueError, match="no verifier for task 'mystery'"):
+        _call(router, ["x"], ["1"], ["mystery"])
+    with pytest.raises(ValueError, match="module:function"):
+        import_verifier("no_colon")
+    with pytest.raises(ValueError, match="cannot import"):
+        import_verifier("not_a_module_xyz:f")
+    with pytest.raises(ValueError, match="has no"):
+        import_verifier("sparkrl.rewards:nothing_here")
+
+
+def test_completion_text_handles_strings_and_blocks():
+    assert completion_text("plain") == "plain"
+    assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}]) == "a"

@@ -1,0 +1,237 @@
+"""The SPARK trainer: pure helpers, and real training of the tiny model on CPU."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sparkrl.config import PromptConfig, config_from_mapping
+from sparkrl.rewards import ScoredRow
+from sparkrl.rows import Example
+from sparkrl.training import example_row, rollout_groups, round_seed, unique_prompts
+from sparkrl.verification import Verdict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_policy_rows_get_the_suffix_and_recycled_rows_do_not():
+    prompt = PromptConfig(suffix="Box it.", system="Be brief.")
+    policy = example_row(Example("1+1", "2"), prompt)
+    judge = example_row(Example("Is 2 right?", "Yes", task="pointwise"), prompt)
+    assert policy["prompt"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "1+1\n\nBox it."},
+    ]
+    assert judge["prompt"][-1]["content"] == "Is 2 right?"
+    assert policy.keys() == judge.keys()  # TRL reads reward columns from the first row's keys
+    assert Example.from_dict(json.loads(judge["example"])).task == "pointwise"
+
+
+def test_unique_prompts_checks_group_structure():
+    a, b = example_row(Example("a", "1"), PromptConfig()), example_row(Example("b", "2"), PromptConfig())
+    assert unique_prompts([a, a, b, b], 2) == [a, b]
+    with pytest.raises(RuntimeError, match="mixes"):
+        unique_prompts([a, b, b, b], 2)
+    with pytest.raises(RuntimeError, match="groups of 3"):
+        unique_prompts([a, a], 3)
+
+
+def test_rollout_groups_recycles_policy_groups_only_by_default():
+    prompt = PromptConfig()
+    rows = [example_row(Example("q", "4"), prompt)] * 2 + [example_row(Example("j", "Yes", task="pointwise"), prompt)] * 2
+    scored = [
+        ScoredRow("policy", "\\boxed{4}", Verdict(1.0, "4", "math")),
+        ScoredRow("policy", "\\boxed{5}", Verdict(0.0, "5", "mismatch")),
+        ScoredRow("pointwise", "\\boxed{Yes}", Verdict(1.0, "Yes", "label")),
+        ScoredRow("pointwise", "\\boxed{No}", Verdict(0.0, "No", "label")),
+    ]
+    groups = rollout_groups(rows, scored, 2, recycle_recycled=False)
+    assert len(groups) == 1
+    assert [(r.reward, r.answer) for r in groups[0].rollouts] == [(1.0, "4"), (0.0, "5")]
+    assert groups[0].question == "q" and groups[0].answer == "4"
+    assert len(rollout_groups(rows, scored, 2, recycle_recycled=True)) == 2
+
+
+def test_round_seeds_differ_by_round_and_run():
+    assert len({round_seed(s, r) for s in range(3) for r in range(50)}) == 150
+
+
+# ---------------------------------------------------------------------------------------
+# Real training of the warm-started tiny model (CPU).
+
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import torch
+    torch.set_num_threads(1)
+    from sparkrl.config import config_from_mapping
+    from sparkrl.runs import run_training
+    from sparkrl.tiny.templates import TINY_TEMPLATES
+    from transformers import TrainerCallback
+
+    class DieAt(TrainerCallback):
+        def __init__(self, step): self.step = step
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == self.step:
+                os._exit(17)  # a kill: no clean shutdown, no extra save
+
+    spec = json.loads(sys.argv[1])
+    config = config_from_mapping(spec["config"])
+    config.spark.recycling["templates"] = TINY_TEMPLATES
+    resume = spec.get("resume")
+    if spec.get("die_at"):
+        import sparkrl.training as training
+        original = training.SparkGRPOTrainer.__init__
+        def init(self, *a, **k):
+            original(self, *a, **k)
+            self.add_callback(DieAt(spec["die_at"]))
+        training.SparkGRPOTrainer.__init__ = init
+    trainer = run_training(config, resume=resume)
+    print("FINAL", trainer.state.global_step, len(trainer.round_state.pool))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A warm-started tiny model folder (about 20 s on 2 cores) and a train file."""
+    import torch
+
+    from sparkrl.data import examples_to_jsonl
+    from sparkrl.tiny.model import build_tiny_model
+    from sparkrl.tiny.task import TaskConfig, generate_examples
+    from sparkrl.tiny.tokenizer import build_tokenizer
+    from sparkrl.tiny.warmstart import WarmStartConfig, WarmStartData, build_pairs, warm_start
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny")
+    task = TaskConfig(digits=1, carry_slip=0.5)
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, seed=0, size="nano")
+    pairs = build_pairs(task, WarmStartData(policy=800, pointwise=200, pairwise=200, reflection=200), seed=0)
+    warm_start(model, tokenizer, pairs, WarmStartConfig(steps=250, batch_size=32), seed=0, progress=None)
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    examples_to_jsonl(generate_examples(task, "train", 36, seed=1), folder / "train.jsonl")
+    return folder
+
+
+def _spec(folder, out, **spark):
+    return {"config": {
+        "model": {"path": str(folder / "model")},
+        "data": {"train": str(folder / "train.jsonl")},
+        "output_dir": str(out),
+        "seed": 0,
+        "prompt": {"suffix": ""},
+        "spark": {"schedule": "alternate", "policy_steps": 3, **spark},
+        "grpo": {
+            "num_generations": 4,
+            "per_device_train_batch_size": 16,
+            "max_completion_length": 40,
+            "learning_rate": 2e-4,
+            "logging_steps": 1,
+            "save_steps": 2,
+            "report_to": [],
+            "use_cpu": True,
+        },
+    }}
+
+
+def _run(spec, launcher=(sys.executable,), check=True):
+    result = subprocess.run(
+        [*launcher, "-c", TRAIN_SCRIPT, json.dumps(spec)] if launcher == (sys.executable,)
+        else [*launcher, str(_script_file(spec)), json.dumps(spec)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"training failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+def _script_file(spec):
+    path = Path(spec["config"]["output_dir"]).with_suffix(".train.py")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TRAIN_SCRIPT)
+    return path
+
+
+def _rounds(out, rank=0):
+    lines = (Path(out) / "spark_rounds" / f"rank-{rank}.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_recycled_items_of_every_kind_are_built_trained_and_verified(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    spec = _spec(tiny_model, out, policy_steps=4)
+    spec["config"]["grpo"]["per_device_train_batch_size"] = 32  # 8 prompts per round
+    _run(spec)
+    rounds = _rounds(out)
+    recycled_rounds = [r for r in rounds if r["recycled"]]
+    assert recycled_rounds and all(set(r["tasks"]) <= {"pointwise", "pairwise", "reflection"} for r in recycled_rounds)
+    trained = {task for r in recycled_rounds for task in r["tasks"]}
+    assert trained == {"pointwise", "pairwise", "reflection"}
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    recycled_steps = [m for m in metrics if m.get("spark/share_policy") == 0.0]
+    # each recycled step was rewarded by the label verifier (judges) and the math verifier (reflection)
+    assert any("spark/pointwise_accuracy" in m for m in recycled_steps)
+    assert any("spark/pairwise_accuracy" in m for m in recycled_steps)
+    assert any("spark/reflection_success" in m for m in recycled_steps)
+    # and the model learnt from a recycled-only step: its gradient was not zero
+    assert any(m["grad_norm"] and float(m["grad_norm"]) > 0 for m in recycled_steps)
+    assert (out / "config.yaml").exists() and (out / "final" / "config.json").exists()
+
+
+def test_plain_grpo_is_the_same_run_without_recycling(tiny_model, tmp_path):
+    out = tmp_path / "grpo"
+    _run(_spec(tiny_model, out, schedule="off"))
+    rounds = _rounds(out)
+    assert len(rounds) == 3 and all(r["recycled"] == 0 for r in rounds)
+    assert {task for r in rounds for task in r["tasks"]} == {"policy"}
+
+
+def test_killed_run_resumes_with_its_waiting_pool(tiny_model, tmp_path):
+    out = tmp_path / "resumed"
+    spec = _spec(tiny_model, out)
+    killed = _run({**spec, "die_at": 3}, check=False)
+    assert killed.returncode == 17, killed.stderr[-2000:]
+    saved = json.loads((out / "checkpoint-2" / "sparkrl_state.json").read_text())
+    before = _rounds(out)
+    assert len(before) == 3  # rounds 0-2 ran; round 2 is lost with the kill
+    resumed = _run({**spec, "resume": True})
+    after = _rounds(out)[3:]
+    # the run picks up at round 2, and the pool waiting at checkpoint 2 is trained first (FIFO)
+    assert after[0]["round"] == saved["rounds"] == 2
+    first_recycled = next(r for r in after if r["recycled"])
+    k = min(first_recycled["recycled"], len(saved["pool"]))
+    assert k > 0 and first_recycled["items"][:k] == [example_row_json(item) for item in saved["pool"][:k]]
+    # no recycled item is trained twice over the killed and the resumed halves of the run
+    trained = [item for r in before[:2] + after if r["recycled"] for item in r["items"]]
+    assert len(trained) == len(set(trained))
+    final = resumed.stdout.split("FINAL")[1].split()
+    uninterrupted = tmp_path / "whole"
+    whole = _run(_spec(tiny_model, uninterrupted))
+    assert final[0] == whole.stdout.split("FINAL")[1].split()[0]  # same number of optimizer steps
+    assert [r["recycled"] > 0 for r in before[:2] + after] == [r["recycled"] > 0 for r in _rounds(uninterrupted)]
+
+
+def example_row_json(item):
+    from sparkrl.training import example_row
+
+    return example_row(Example.from_dict(item), PromptConfig())["example"]
+
+
+def test_two_processes_train_on_identical_recycled_items(tiny_model, tmp_path):
+    out = tmp_path / "ddp"
+    spec = _spec(tiny_model, out)
+    spec["config"]["grpo"]["per_device_train_batch_size"] = 8
+    accelerate = [
+        str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+    ]
+    _run(spec, launcher=tuple(accelerate))
+    rank0, rank1 = _rounds(out, 0), _rounds(out, 1)
+    assert rank0 == rank1
+    assert any(r["recycled"] for r in rank0)
