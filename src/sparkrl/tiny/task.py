@@ -1,0 +1,228 @@
+"""The embedded synthetic task: column addition with a written, checkable solution.
+
+A problem is a sum of `operands` numbers of exactly `digits` digits each, e.g. `347+285`
+(the default is two 2-digit numbers: the micro model learns that in about a minute).
+Its solution adds the columns from the right, writing each column with the carry it
+receives, then boxes the total:
+
+    7+5=12 4+8+1=13 3+2+1=6 \\boxed{632}
+
+Texts are kept this short on purpose: the tiny model pays for every token, and the demo
+must run on a laptop CPU.
+
+The warm-start teacher is deliberately imperfect: it forgets each carry with probability
+`carry_slip`, and then carries on consistently from its wrong column. A model imitating it
+solves carry-free problems and is unsure on the rest, so sampled groups are mixed (which
+is what pairwise judge items need) and RL has a clear mistake to remove.
+
+Train and test splits partition the problem space by a hash of the operand multiset, so
+no test problem (nor a reordering of one) can ever be generated for training, whatever the
+seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
+from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Difficulty of the task family and the imperfection of the warm-start teacher.
+
+    operands: how many numbers are added (2-4).
+    digits: digits per number (1-6); numbers never start with 0.
+    carry_slip: probability that the teacher forgets a carry it should write.
+    test_fraction: share of the problem space reserved for the test split.
+    """
+
+    operands: int = 2
+    digits: int = 2
+    carry_slip: float = 0.5
+    test_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.operands <= 4:
+            raise ValueError(f"TaskConfig.operands must be 2-4, got {self.operands}")
+        if not 1 <= self.digits <= 6:
+            raise ValueError(f"TaskConfig.digits must be 1-6, got {self.digits}")
+        if not 0.0 <= self.carry_slip <= 1.0:
+            raise ValueError(f"TaskConfig.carry_slip must be in [0, 1], got {self.carry_slip}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"TaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One sum; `operands` are positive integers of equal length."""
+
+    operands: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.operands) < 2:
+            raise ValueError(f"Problem needs at least 2 operands, got {self.operands}")
+        if any(n < 0 for n in self.operands):
+            raise ValueError(f"Problem operands must be non-negative, got {self.operands}")
+
+    @property
+    def question(self) -> str:
+        return "+".join(str(n) for n in self.operands)
+
+    @property
+    def answer(self) -> str:
+        return str(sum(self.operands))
+
+    def to_example(self, split: str) -> Example:
+        return Example(
+            question=self.question,
+            answer=self.answer,
+            source={"task": "tiny-addition", "split": split, "operands": list(self.operands)},
+        )
+
+
+@dataclass(frozen=True)
+class Column:
+    """One written column: its digits, the carry written into it, and the sum it states."""
+
+    digits: tuple[int, ...]
+    carry: int
+    total: int
+
+    @property
+    def text(self) -> str:
+        terms = [*self.digits, self.carry] if self.carry else list(self.digits)
+        return "+".join(str(t) for t in terms) + f"={self.total}"
+
+
+def split_of(operands: tuple[int, ...], test_fraction: float) -> str:
+    """The split a problem belongs to, fixed by a hash of its operand multiset."""
+    key = "+".join(str(n) for n in sorted(operands)).encode()
+    bucket = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+    return "test" if bucket < test_fraction else "train"
+
+
+def split_capacity(config: TaskConfig, split: str) -> int:
+    """How many distinct problems of `split` may be requested: half the split's expected size,
+    so that rejection sampling stays fast."""
+    space = (9 * 10 ** (config.digits - 1)) ** config.operands
+    share = config.test_fraction if split == "test" else 1.0 - config.test_fraction
+    return int(space * share / 2)
+
+
+def generate_problems(config: TaskConfig, split: str, n: int, seed: int) -> list[Problem]:
+    """`n` distinct problems of `split`, reproducible from `seed`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if n > split_capacity(config, split):
+        raise ValueError(
+            f"{n} {split} problems requested but at most {split_capacity(config, split)} can be drawn "
+            f"from {config.operands} operands of {config.digits} digits; raise digits or operands"
+        )
+    rng = random.Random(f"tiny-task/{split}/{seed}")
+    low, high = 10 ** (config.digits - 1), 10**config.digits - 1
+    seen: set[tuple[int, ...]] = set()
+    problems = []
+    while len(problems) < n:
+        operands = tuple(rng.randint(low, high) for _ in range(config.operands))
+        if operands in seen or split_of(operands, config.test_fraction) != split:
+            continue
+        seen.add(operands)
+        problems.append(Problem(operands))
+    return problems
+
+
+def generate_examples(config: TaskConfig, split: str, n: int, seed: int) -> list[Example]:
+    """Policy `Example`s (question = the bare sum, answer = its value)."""
+    return [p.to_example(split) for p in generate_problems(config, split, n, seed)]
+
+
+def columns(problem: Problem, dropped: frozenset[int] = frozenset(), bumped: dict[int, int] | None = None) -> list[Column]:
+    """The written columns, right to left.
+
+    dropped: column indices whose incoming carry is forgotten (the teacher's slip).
+    bumped: column index -> error added to that column's stated sum (a plain miscount).
+    Later columns use the carry of what was written, so a wrong solution stays consistent.
+    """
+    width = max(len(str(n)) for n in problem.operands)
+    bumped = bumped or {}
+    result, carry = [], 0
+    for index in range(width):
+        digits = tuple(n // 10**index % 10 for n in problem.operands)
+        written_carry = 0 if index in dropped else carry
+        total = sum(digits) + written_carry + bumped.get(index, 0)
+        result.append(Column(digits, written_carry, total))
+        carry = total // 10
+    return result
+
+
+def answer_of(cols: list[Column]) -> str:
+    """The total the written columns state: the last column whole, then the units digits of the others."""
+    return str(cols[-1].total) + "".join(str(c.total % 10) for c in reversed(cols[:-1]))
+
+
+def render(cols: list[Column]) -> str:
+    return " ".join(c.text for c in cols) + " \\boxed{" + str(int(answer_of(cols))) + "}"
+
+
+def correct_solution(problem: Problem) -> str:
+    return render(columns(problem))
+
+
+def teacher_solution(problem: Problem, rng: random.Random, carry_slip: float) -> str:
+    """The warm-start teacher: correct except that each carry is forgotten with `carry_slip`."""
+    honest = columns(problem)
+    carries_at = [i for i in range(1, len(honest)) if honest[i - 1].total >= 10]
+    dropped = frozenset(i for i in carries_at if rng.random() < carry_slip)
+    return render(columns(problem, dropped))
+
+
+def wrong_solution(problem: Problem, rng: random.Random) -> str:
+    """A consistent solution with a wrong total: a forgotten carry or a column miscounted by one."""
+    honest = columns(problem)
+    carries_at = [i for i in range(1, len(honest)) if honest[i - 1].total >= 10]
+    if carries_at and rng.random() < 0.5:
+        return render(columns(problem, dropped=frozenset([rng.choice(carries_at)])))
+    index = rng.randrange(len(honest))
+    error = 1 if honest[index].total == 0 or rng.random() < 0.5 else -1
+    return render(columns(problem, bumped={index: error}))
+
+
+def boxed_answer(solution: str) -> str:
+    """The number in the solution's last `\\boxed{}` (solutions rendered here always have one)."""
+    start = solution.rindex("\\boxed{") + len("\\boxed{")
+    return solution[start : solution.index("}", start)]
+
+
+def wrong_answer(problem: Problem, rng: random.Random) -> str:
+    """A plausible wrong total, of the kind the tiny model itself produces."""
+    return boxed_answer(wrong_solution(problem, rng))
+
+
+def judge_examples(config: TaskConfig, split: str, n: int, seed: int, kind: str, templates: TemplateSet) -> list[Example]:
+    """Held-out judge rows with exactly balanced labels (`Yes`/`No` or correct letter `A`/`B`).
+
+    Wrong candidates are the plausible mistakes of `wrong_answer`; the prompt is the first
+    template of the pool (`rng=None`), as at test time.
+    """
+    if kind not in (TASK_POINTWISE, TASK_PAIRWISE):
+        raise ValueError(f"kind must be {TASK_POINTWISE!r} or {TASK_PAIRWISE!r}, got {kind!r}")
+    rng = random.Random(f"tiny-judge/{kind}/{split}/{seed}")
+    rows = []
+    for index, problem in enumerate(generate_problems(config, split, n, seed)):
+        wrong = wrong_answer(problem, rng)
+        first = index % 2 == 0
+        if kind == TASK_POINTWISE:
+            candidate, label = (problem.answer, "Yes") if first else (wrong, "No")
+            question = pointwise_prompt(problem.question, candidate, templates=templates)
+        else:
+            (a, b), label = ((problem.answer, wrong), "A") if first else ((wrong, problem.answer), "B")
+            question = pairwise_prompt(problem.question, a, b, templates=templates)
+        source = {"task": "tiny-addition", "split": split, "operands": list(problem.operands), "truth": problem.answer}
+        rows.append(Example(question=question, answer=label, task=kind, source=source))
+    return rows

@@ -1,0 +1,79 @@
+"""The tiny model's tokenizer: printable ASCII characters plus a few whole words.
+
+Digits are single tokens, so the model sees numbers digit by digit. The words the tiny
+instruction templates use, and `\\boxed{`, are single tokens too, which keeps judge and
+reflection prompts short. Any other text still round-trips exactly, one character per
+token; characters outside printable ASCII become `<unk>`.
+
+The result is a standard `PreTrainedTokenizerFast` with a chat template, so TRL's
+conversational prompts (`apply_chat_template(..., add_generation_prompt=True)`) work and it
+saves and loads with `save_pretrained` / `from_pretrained`. A turn is
+`<user>text<eos>`; the assistant's turn ends with `<eos>`, which is where generation stops.
+"""
+
+from __future__ import annotations
+
+import string
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+ROLE_TOKENS = ("<system>", "<user>", "<assistant>")
+SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, *ROLE_TOKENS)
+BOXED = "\\boxed{"
+
+# Whole-word tokens: every word of the tiny templates (see `sparkrl.tiny.templates`) and the
+# verdict labels. Longer words first, so the tokenizer's regex prefers them.
+WORDS = tuple(
+    sorted(
+        {
+            "Yes", "No", "Is", "Which", "correct", "right", "wrong", "answer", "Answer",
+            "Candidate", "Check", "Put", "or", "in", "it", "It", "is", "this", "the", "of",
+            "Give", "if", "Question", "Pick", "one", "Compare", "and", "for", "Attempt",
+            "attempt", "Solve", "again", "Problem", "This", "Fix", "Earlier", "The", "was",
+            "Try", "Not",
+        },
+        key=lambda w: (-len(w), w),
+    )
+)
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<' + message['role'] + '>' + message['content'] + eos_token }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<assistant>' }}{% endif %}"
+)
+
+
+def vocabulary() -> dict[str, int]:
+    """Token -> id: special tokens first (so ids are stable), then characters, then words."""
+    characters = [c for c in string.printable if c not in "\r\x0b\x0c"]
+    tokens = [*SPECIAL_TOKENS, *characters, BOXED, *WORDS]
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def _split_pattern() -> str:
+    words = "|".join(WORDS)
+    # A word counts only when not glued to other letters, so "Note" is N-o-t-e, not "No"+"te".
+    return r"\\boxed\{|(?<![A-Za-z])(?:" + words + r")(?![A-Za-z])|[\s\S]"
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A fresh tiny tokenizer (deterministic: same ids every time)."""
+    core = Tokenizer(models.WordLevel(vocab=vocabulary(), unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(_split_pattern()), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        additional_special_tokens=list(ROLE_TOKENS),
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer

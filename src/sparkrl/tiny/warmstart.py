@@ -1,0 +1,254 @@
+"""Supervised warm start of the tiny model: the task's solutions and the recycled formats.
+
+Before RL the tiny model must already write solutions in the task's format and know what a
+pointwise judge, a pairwise judge and a reflection response look like; otherwise no rollout
+would ever earn a reward. It must not, however, already know how to judge: the demo's claim
+is that judging is learnt by SPARK's RL. So in this data
+
+- policy targets come from the imperfect teacher (`task.teacher_solution`, forgetting
+  carries), so greedy accuracy stays well below 100% and RL has room;
+- every judge target is the teacher's own worked solution of the question followed by a
+  verdict drawn at random, independent of whether the candidate is correct (the worked
+  solution is there so that a judge *can* learn to compare; only the comparison is left
+  to RL);
+- every reflection target is a fresh teacher solution, drawn without looking at the wrong
+  attempt, so it is right or wrong exactly as often as a policy target.
+
+Prompts are rendered with the recycling templates (`sparkrl.templates`, tiny pool) and the
+tokenizer's chat template, exactly as the RL trainer will render them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLECTION
+from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt, reflection_prompt
+from sparkrl.tiny.task import (
+    Problem,
+    TaskConfig,
+    boxed_answer,
+    generate_problems,
+    split_capacity,
+    teacher_solution,
+    wrong_solution,
+)
+from sparkrl.tiny.templates import TINY_TEMPLATES
+
+
+@dataclass(frozen=True)
+class WarmStartData:
+    """How many supervised pairs of each kind to build (from the train split)."""
+
+    policy: int = 3000
+    pointwise: int = 600
+    pairwise: int = 600
+    reflection: int = 600
+
+    def __post_init__(self) -> None:
+        for name in ("policy", "pointwise", "pairwise", "reflection"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"WarmStartData.{name} must be >= 0, got {getattr(self, name)}")
+        if self.total == 0:
+            raise ValueError("WarmStartData asks for no examples at all")
+
+    @property
+    def total(self) -> int:
+        return self.policy + self.pointwise + self.pairwise + self.reflection
+
+
+@dataclass(frozen=True)
+class WarmStartConfig:
+    """The supervised loop; `steps` x `batch_size` pairs are seen (cycling through the data)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"WarmStartConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"WarmStartConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ValueError("WarmStartConfig.warmup_steps and weight_decay must be >= 0")
+
+
+@dataclass(frozen=True)
+class SupervisedPair:
+    """One warm-start example: the user message, the target reply, and what it is for.
+
+    label: the verdict the target states (judge items) and correct: the verdict that would be
+    right; kept so tests can show the two are independent. For policy and reflection pairs
+    label is the target's answer and correct the ground truth.
+    """
+
+    prompt: str
+    completion: str
+    task: str
+    label: str
+    correct: str
+
+
+def _verdict_pair(task: str, prompt: str, problem: Problem, rng: random.Random, carry_slip: float, labels: Sequence[str], right: str) -> SupervisedPair:
+    # The verdict is drawn on its own; `right` is never consulted to choose it.
+    verdict = rng.choice(labels)
+    completion = f"{teacher_solution(problem, rng, carry_slip)} \\boxed{{{verdict}}}"
+    return SupervisedPair(prompt, completion, task, verdict, right)
+
+
+def pointwise_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
+    is_right = rng.random() < 0.5
+    candidate = problem.answer if is_right else boxed_answer(wrong_solution(problem, rng))
+    letters = rng.random() < 0.25
+    prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
+    labels = ("A", "B") if letters else ("Yes", "No")
+    right = labels[0] if is_right else labels[1]
+    return _verdict_pair(TASK_POINTWISE, prompt, problem, rng, carry_slip, labels, right)
+
+
+def pairwise_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
+    wrong = boxed_answer(wrong_solution(problem, rng))
+    right = rng.choice(("A", "B"))
+    a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
+    prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
+    return _verdict_pair(TASK_PAIRWISE, prompt, problem, rng, carry_slip, ("A", "B"), right)
+
+
+def reflection_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
+    attempt = wrong_solution(problem, rng)
+    mode = rng.choice(("cot", "answer"))
+    shown = attempt if mode == "cot" else boxed_answer(attempt)
+    prompt = reflection_prompt(problem.question, shown, mode, rng, templates=templates)
+    # Drawn independently of `attempt`: the warm start teaches the format, not the repair.
+    target = teacher_solution(problem, rng, carry_slip)
+    return SupervisedPair(prompt, target, TASK_REFLECTION, boxed_answer(target), problem.answer)
+
+
+def policy_pair(problem: Problem, rng: random.Random, carry_slip: float, suffix: str) -> SupervisedPair:
+    target = teacher_solution(problem, rng, carry_slip)
+    return SupervisedPair(problem.question + suffix, target, TASK_POLICY, boxed_answer(target), problem.answer)
+
+
+def build_pairs(
+    task: TaskConfig,
+    data: WarmStartData,
+    seed: int,
+    *,
+    policy_suffix: str = "",
+    templates: TemplateSet = TINY_TEMPLATES,
+) -> list[SupervisedPair]:
+    """The shuffled warm-start pairs, all from train-split problems.
+
+    policy_suffix: appended to policy questions; pass the suffix the RL trainer will add.
+    """
+    rng = random.Random(f"tiny-warmstart/{seed}")
+    # Small task spaces (1-2 digits) hold fewer problems than the data asks for; reuse them.
+    pool = generate_problems(task, "train", min(data.total, split_capacity(task, "train")), seed)
+    problems = itertools.cycle(pool)
+    slip = task.carry_slip
+    pairs = [policy_pair(next(problems), rng, slip, policy_suffix) for _ in range(data.policy)]
+    pairs += [pointwise_pair(next(problems), rng, slip, templates) for _ in range(data.pointwise)]
+    pairs += [pairwise_pair(next(problems), rng, slip, templates) for _ in range(data.pairwise)]
+    pairs += [reflection_pair(next(problems), rng, slip, templates) for _ in range(data.reflection)]
+    rng.shuffle(pairs)
+    return pairs
+
+
+def encode_pair(tokenizer: PreTrainedTokenizerBase, pair: SupervisedPair) -> tuple[list[int], int]:
+    """Token ids of prompt (chat-rendered) + completion + eos, and where the completion starts."""
+    messages = [{"role": "user", "content": pair.prompt}]
+    prompt_ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    completion_ids = tokenizer(pair.completion, add_special_tokens=False)["input_ids"]
+    return prompt_ids + completion_ids + [tokenizer.eos_token_id], len(prompt_ids)
+
+
+def collate(encoded: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; labels are -100 on prompt and padding, so only replies are learnt."""
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
+    for row, (ids, start) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        labels[row, start : len(ids)] = torch.tensor(ids[start:])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+@dataclass(frozen=True)
+class WarmStartReport:
+    steps: int
+    seconds: float
+    first_loss: float
+    final_loss: float
+
+
+def warm_start(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[SupervisedPair],
+    config: WarmStartConfig,
+    seed: int,
+    progress: Callable[[str], None] | None = print,
+) -> WarmStartReport:
+    """Train `model` in place on `pairs` (AdamW, linear warm-up then cosine decay)."""
+    if not pairs:
+        raise ValueError("warm_start needs at least one supervised pair")
+    encoded = [encode_pair(tokenizer, pair) for pair in pairs]
+    batches = length_bucketed_batches([len(ids) for ids, _ in encoded], config.batch_size, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, config))
+    model.train()
+    started, losses = time.perf_counter(), []
+    for step in range(1, config.steps + 1):
+        batch = next(batches)
+        loss = model(**collate([encoded[i] for i in batch], tokenizer.pad_token_id)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if progress and (step % config.log_every == 0 or step == config.steps):
+            progress(f"warm start step {step}/{config.steps} loss {sum(losses[-config.log_every:]) / len(losses[-config.log_every:]):.3f} ({time.perf_counter() - started:.0f}s)")
+    model.eval()
+    return WarmStartReport(config.steps, time.perf_counter() - started, losses[0], losses[-1])
+
+
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Endless batches of indices, each epoch shuffled; rows of similar length share a batch.
+
+    Judge prompts are several times longer than policy prompts, so mixing them freely would
+    spend most of a batch on padding. Sorting within windows of 16 batches keeps each epoch
+    random while cutting the padding.
+    """
+    rng = random.Random(f"tiny-warmstart-order/{seed}")
+    window = 16 * batch_size
+    while True:
+        order = rng.sample(range(len(lengths)), len(lengths))
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start : start + window], key=lengths.__getitem__)
+            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
+def _lr_factor(step: int, config: WarmStartConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

@@ -1,0 +1,157 @@
+"""Tests for sparkrl.tiny.task: generation, splits, solutions and judge rows."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sparkrl.tiny.task import (
+    Problem,
+    TaskConfig,
+    boxed_answer,
+    columns,
+    correct_solution,
+    generate_examples,
+    generate_problems,
+    judge_examples,
+    split_capacity,
+    split_of,
+    teacher_solution,
+    wrong_answer,
+    wrong_solution,
+)
+from sparkrl.tiny.templates import TINY_TEMPLATES
+
+
+def _evaluate_steps(solution: str) -> list[tuple[list[int], int]]:
+    """Parse 'a+b+c=t' steps of a solution into (terms, stated total)."""
+    steps = []
+    for step in solution.split(" \\boxed{")[0].split(" "):
+        left, total = step.split("=")
+        steps.append(([int(t) for t in left.split("+")], int(total)))
+    return steps
+
+
+def test_generation_is_deterministic_and_distinct() -> None:
+    config = TaskConfig()
+    first = generate_problems(config, "train", 300, seed=7)
+    assert first == generate_problems(config, "train", 300, seed=7)
+    assert first != generate_problems(config, "train", 300, seed=8)
+    assert len({p.operands for p in first}) == 300
+
+
+@pytest.mark.parametrize("operands,digits", [(2, 2), (2, 3), (3, 2)])
+def test_train_and_test_never_share_a_problem_whatever_the_seeds(operands: int, digits: int) -> None:
+    config = TaskConfig(operands=operands, digits=digits)
+    test = generate_problems(config, "test", 200, seed=0)
+    train = [p for seed in range(3) for p in generate_problems(config, "train", 1000, seed)]
+    test_sets = {tuple(sorted(p.operands)) for p in test}
+    assert not test_sets & {tuple(sorted(p.operands)) for p in train}
+    assert all(split_of(p.operands, config.test_fraction) == "test" for p in test)
+
+
+def test_reordered_operands_stay_in_the_same_split() -> None:
+    assert split_of((123, 456), 0.5) == split_of((456, 123), 0.5)
+
+
+def test_numbers_have_exactly_the_requested_digits() -> None:
+    for problem in generate_problems(TaskConfig(operands=3, digits=2), "train", 200, seed=1):
+        assert len(problem.operands) == 3
+        assert all(10 <= n <= 99 for n in problem.operands)
+
+
+@pytest.mark.parametrize("operands,digits", [(3, 1), (2, 3), (3, 2), (4, 4)])
+def test_correct_solution_steps_are_true_and_box_the_sum(operands: int, digits: int) -> None:
+    for problem in generate_problems(TaskConfig(operands=operands, digits=digits), "train", 30, seed=3):
+        solution = correct_solution(problem)
+        assert boxed_answer(solution) == str(sum(problem.operands))
+        carry = 0
+        for column, (terms, total) in enumerate(_evaluate_steps(solution)):
+            expected_digits = [n // 10**column % 10 for n in problem.operands]
+            assert terms[: len(expected_digits)] == expected_digits
+            assert terms[len(expected_digits) :] == ([carry] if carry else [])
+            assert sum(terms) == total
+            carry = total // 10
+
+
+def test_known_solution_text() -> None:
+    assert correct_solution(Problem((347, 285))) == "7+5=12 4+8+1=13 3+2+1=6 \\boxed{632}"
+    assert correct_solution(Problem((99, 1))) == "9+1=10 9+0+1=10 \\boxed{100}"
+
+
+def test_wrong_solutions_are_wrong_and_consistent() -> None:
+    rng = random.Random(0)
+    for problem in generate_problems(TaskConfig(digits=3), "train", 300, seed=4):
+        solution = wrong_solution(problem, rng)
+        assert boxed_answer(solution) != problem.answer
+        assert int(boxed_answer(solution)) >= 0
+        assert wrong_answer(problem, rng) != problem.answer
+
+
+def test_teacher_slips_only_on_carries_at_the_configured_rate() -> None:
+    rng = random.Random(0)
+    no_carry = Problem((123, 456))
+    assert all(teacher_solution(no_carry, rng, 1.0) == correct_solution(no_carry) for _ in range(20))
+    one_carry = Problem((105, 107))
+    right = sum(teacher_solution(one_carry, rng, 0.3) == correct_solution(one_carry) for _ in range(2000))
+    assert 0.65 < right / 2000 < 0.75
+    assert boxed_answer(teacher_solution(one_carry, rng, 1.0)) == "202"
+
+
+def test_columns_dropping_a_carry_changes_the_total_by_it() -> None:
+    cols = columns(Problem((58, 67)), dropped=frozenset([1]))
+    assert [c.text for c in cols] == ["8+7=15", "5+6=11"]
+
+
+def test_examples_are_bare_questions_with_integer_answers() -> None:
+    rows = generate_examples(TaskConfig(), "test", 5, seed=0)
+    for row in rows:
+        assert row.task == "policy"
+        assert row.question.replace("+", "").isdigit()
+        assert row.answer == str(sum(row.source["operands"]))
+
+
+@pytest.mark.parametrize("kind,labels", [("pointwise", {"Yes", "No"}), ("pairwise", {"A", "B"})])
+def test_judge_examples_are_balanced_and_labelled_right(kind: str, labels: set[str]) -> None:
+    rows = judge_examples(TaskConfig(), "test", 40, seed=0, kind=kind, templates=TINY_TEMPLATES)
+    assert {r.answer for r in rows} == labels
+    assert sum(r.answer == sorted(labels)[0] for r in rows) == 20
+    for row in rows:
+        truth = row.source["truth"]
+        if kind == "pairwise":
+            shown_a = row.question.split("A: ")[1].split("\n")[0]
+            assert (shown_a == truth) == (row.answer == "A")
+        else:
+            shown = row.question.split("Answer: ")[1].split("\n")[0]
+            assert (shown == truth) == (row.answer == "Yes")
+
+
+def test_judge_examples_reject_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        judge_examples(TaskConfig(), "test", 2, 0, "reflection", TINY_TEMPLATES)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"operands": 1}, "operands"), ({"digits": 0}, "digits"), ({"carry_slip": 1.5}, "carry_slip"), ({"test_fraction": 0.0}, "test_fraction")],
+)
+def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TaskConfig(**kwargs)
+
+
+def test_requests_beyond_the_space_fail_clearly() -> None:
+    config = TaskConfig(digits=1)
+    assert split_capacity(config, "test") < 10
+    with pytest.raises(ValueError, match="digits"):
+        generate_problems(config, "test", 50, seed=0)
+    with pytest.raises(ValueError, match="split"):
+        generate_problems(config, "valid", 1, seed=0)
+
+
+def test_problem_rejects_negative_and_single_operands() -> None:
+    with pytest.raises(ValueError):
+        Problem((5,))
+    with pytest.raises(ValueError):
+        Problem((5, -1))

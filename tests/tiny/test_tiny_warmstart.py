@@ -1,0 +1,124 @@
+"""Tests for sparkrl.tiny.warmstart: data formats, no correctness information, a short loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sparkrl.tiny.model import build_tiny_model
+from sparkrl.tiny.task import TaskConfig, boxed_answer
+from sparkrl.tiny.tokenizer import build_tokenizer
+from sparkrl.tiny.warmstart import (
+    SupervisedPair,
+    WarmStartConfig,
+    WarmStartData,
+    build_pairs,
+    collate,
+    encode_pair,
+    length_bucketed_batches,
+    warm_start,
+)
+
+TASK = TaskConfig()
+
+
+@pytest.fixture(scope="module")
+def pairs() -> list[SupervisedPair]:
+    return build_pairs(TASK, WarmStartData(policy=1000, pointwise=1500, pairwise=1500, reflection=1000), seed=0)
+
+
+def test_counts_determinism_and_shuffle(pairs: list[SupervisedPair]) -> None:
+    kinds = [p.task for p in pairs]
+    assert {k: kinds.count(k) for k in set(kinds)} == {"policy": 1000, "pointwise": 1500, "pairwise": 1500, "reflection": 1000}
+    assert kinds[:50] != sorted(kinds[:50])
+    assert build_pairs(TASK, WarmStartData(policy=20, pointwise=5, pairwise=5, reflection=5), 3) == build_pairs(
+        TASK, WarmStartData(policy=20, pointwise=5, pairwise=5, reflection=5), 3
+    )
+
+
+def test_judge_verdicts_carry_no_correctness_information(pairs: list[SupervisedPair]) -> None:
+    for kind in ("pointwise", "pairwise"):
+        judged = [p for p in pairs if p.task == kind]
+        agreement = sum(p.label == p.correct for p in judged) / len(judged)
+        assert abs(agreement - 0.5) < 0.05, (kind, agreement)
+        # Neither verdict dominates, and the stated verdict is the last box of the reply.
+        assert all(boxed_answer(p.completion) == p.label for p in judged)
+        assert 0.4 < sum(p.label in ("Yes", "A") for p in judged) / len(judged) < 0.6
+
+
+def test_judge_replies_work_the_question_before_the_verdict(pairs: list[SupervisedPair]) -> None:
+    for pair in (p for p in pairs if p.task in ("pointwise", "pairwise")):
+        solution, verdict = pair.completion.rsplit(" ", 1)
+        assert solution.count("\\boxed{") == 1 and verdict in ("\\boxed{Yes}", "\\boxed{No}", "\\boxed{A}", "\\boxed{B}")
+
+
+def test_reflection_targets_are_as_right_as_policy_targets(pairs: list[SupervisedPair]) -> None:
+    def right_rate(kind: str) -> float:
+        chosen = [p for p in pairs if p.task == kind]
+        return sum(p.label == p.correct for p in chosen) / len(chosen)
+
+    assert abs(right_rate("reflection") - right_rate("policy")) < 0.06
+    assert 0.3 < right_rate("policy") < 0.9
+
+
+def test_reflection_prompts_show_a_wrong_attempt(pairs: list[SupervisedPair]) -> None:
+    for pair in (p for p in pairs if p.task == "reflection"):
+        shown, question = pair.prompt.rsplit("\n", 1)
+        assert question.replace("+", "").isdigit()
+        assert pair.correct not in shown
+
+
+def test_policy_prompt_suffix_is_applied() -> None:
+    data = WarmStartData(policy=3, pointwise=0, pairwise=0, reflection=0)
+    assert all(p.prompt.endswith(" =?") for p in build_pairs(TASK, data, 0, policy_suffix=" =?"))
+
+
+def test_encoding_masks_the_prompt() -> None:
+    tokenizer = build_tokenizer()
+    pair = SupervisedPair("12+34", "2+4=6 1+3=4 \\boxed{46}", "policy", "46", "46")
+    ids, start = encode_pair(tokenizer, pair)
+    assert tokenizer.decode(ids[:start]) == "<bos><user>12+34<eos><assistant>"
+    assert tokenizer.decode(ids[start:]) == "2+4=6 1+3=4 \\boxed{46}<eos>"
+    batch = collate([(ids, start), ([1, 2, 3], 2)], tokenizer.pad_token_id)
+    assert batch["labels"][0, :start].eq(-100).all() and batch["labels"][0, start:].tolist() == ids[start:]
+    assert batch["labels"][1].tolist()[:3] == [-100, -100, 3] and batch["attention_mask"][1].sum() == 3
+
+
+def test_batches_cover_every_row_each_epoch() -> None:
+    lengths = [5, 50, 6, 51, 7, 52, 8, 53, 9]
+    batches = length_bucketed_batches(lengths, 4, seed=0)
+    epoch = [next(batches) for _ in range(3)]
+    assert sorted(i for b in epoch for i in b) == list(range(9))
+
+
+def test_a_few_steps_change_parameters_and_lower_loss() -> None:
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, 0, "nano")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = build_pairs(TASK, WarmStartData(policy=32, pointwise=8, pairwise=8, reflection=8), 0)
+    config = WarmStartConfig(steps=8, batch_size=8, learning_rate=5e-3, warmup_steps=1)
+    messages = []
+    report = warm_start(model, tokenizer, data, config, seed=0, progress=messages.append)
+    assert report.final_loss < report.first_loss
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert messages and "step 8/8" in messages[-1]
+    assert not model.training
+
+
+@pytest.mark.parametrize("kwargs", [{"policy": -1}, {"policy": 0, "pointwise": 0, "pairwise": 0, "reflection": 0}])
+def test_data_validation(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="WarmStartData"):
+        WarmStartData(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"steps": 0}, {"learning_rate": 0.0}, {"warmup_steps": -1}])
+def test_config_validation(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="WarmStartConfig"):
+        WarmStartConfig(**kwargs)
+
+
+def test_empty_pairs_rejected() -> None:
+    tokenizer = build_tokenizer()
+    with pytest.raises(ValueError, match="at least one"):
+        warm_start(build_tiny_model(tokenizer, 0, "nano"), tokenizer, [], WarmStartConfig(), 0)
