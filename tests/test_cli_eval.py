@@ -64,7 +64,9 @@ def test_every_kind_and_strategy_end_to_end_on_a_tiny_model(kind, data, tiny_mod
         assert len(records[0]["probes"]) == (2 if kind == "pairwise" else 1)
     assert "| reflection |" in (out / "summary.md").read_text()
     pointwise_pool = json.loads((out / "config.json").read_text())["config"]["settings"]["templates"]["pointwise"]
-    assert pointwise_pool[0].startswith("{question}\nAnswer:") == (kind == "pointwise")
+    from sparkrl.tiny.templates import TINY_TEMPLATES
+
+    assert (pointwise_pool == list(TINY_TEMPLATES.pointwise)) == (kind == "pointwise")
     # A second identical run finds everything done.
     assert main(argv) == 0
     assert all(len((out / f"{n}.jsonl").read_text().splitlines()) == 2 for n in STRATEGIES)
