@@ -19,21 +19,57 @@ _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "
 
 
 def load_model_and_tokenizer(path: str, dtype: str = "auto", trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """A causal LM and its tokenizer from a local folder (no downloads)."""
+    """A model and what prepares its inputs, from a local folder (no downloads).
+
+    A text model comes with its tokenizer. A vision-language model (its config has a
+    `vision_config`) comes with its processor (image processor + tokenizer), which TRL takes
+    as `processing_class` to switch to its vision-language path.
+    """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder = Path(path)
     if not folder.is_dir():
         raise ConfigError(f"model.path {path!r} is not a local folder; sparkrl never downloads weights")
     torch_dtype = _DTYPES[dtype] if dtype == "auto" else getattr(torch, _DTYPES[dtype])
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch_dtype, local_files_only=True, trust_remote_code=trust_remote_code
-    )
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
+    options = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    config = AutoConfig.from_pretrained(folder, **options)
+    if is_vision_language(config):
+        return _load_vision_language(folder, config, torch_dtype, options)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **options)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **options)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def is_vision_language(config: Any) -> bool:
+    """Whether a model config describes a vision-language model (it has a vision tower)."""
+    return getattr(config, "vision_config", None) is not None
+
+
+def _load_vision_language(folder: Path, config: Any, torch_dtype: Any, options: dict[str, Any]) -> tuple[Any, Any]:
+    import transformers
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if type(config) in AutoModelForImageTextToText._model_mapping:
+        model_class = AutoModelForImageTextToText
+    else:  # a vision-language class that the auto mapping does not list: the one the config names
+        names = [n for n in (getattr(config, "architectures", None) or []) if hasattr(transformers, n)]
+        if not names:
+            raise ConfigError(f"{folder}: vision-language config names no model class transformers knows")
+        model_class = getattr(transformers, names[0])
+    model = model_class.from_pretrained(folder, dtype=torch_dtype, **options)
+    try:
+        processor = AutoProcessor.from_pretrained(folder, **options)
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"{folder}: vision-language model without a loadable processor: {err}") from None
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None or getattr(processor, "image_processor", None) is None:
+        raise ConfigError(f"{folder}: the processor of a vision-language model needs a tokenizer and an image processor")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, processor
 
 
 def optimizer_steps_per_round(grpo_args: Any) -> int:

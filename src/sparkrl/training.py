@@ -1,6 +1,6 @@
 """SPARK training: TRL's GRPOTrainer plus a pool of recycled judge and reflection items.
 
-`SparkGRPOTrainer` touches TRL at three documented points and copies none of its methods:
+`SparkGRPOTrainer` touches TRL at four documented points and copies none of its methods:
 1. `_generate_and_score_completions` (per generation round): before calling TRL, the round's
    prompt slots are filled by the schedule (sparkrl.schedule) with dataset prompts and/or
    recycled items, each repeated `num_generations` times so GRPO's groups hold; after TRL has
@@ -11,6 +11,14 @@
    extra state): the pool, the deferred dataset prompts and the round counters are saved in
    each checkpoint folder and restored on resume.
 3. `log`: SPARK's round counters join TRL's logs.
+4. `_tokenize_prompts`, for vision-language runs only: TRL marks a text-only prompt's images
+   as None, and its own forward pass later hands that None to the processor, which rejects
+   it; mixed batches of text and image rows therefore need [] there instead.
+Images: rows carry image *paths* (inside the `example` column), never pixels, because the
+round state that holds them (pool, deferred prompts) is gathered across processes and saved
+as JSON in checkpoints. Right before each call into TRL, `with_images` opens the files and
+adds the `images` column (PIL images; [] for text-only rows) that TRL's vision-language path
+reads; a file that vanished or broke since loading is an error naming the row it belongs to.
 Rewards come from one `RewardRouter` passed as TRL's reward function; per-task metrics are
 reported through TRL's `log_metric` hook.
 """
@@ -21,10 +29,10 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accelerate.utils import gather_object
-from transformers import TrainerCallback
+from transformers import ProcessorMixin, TrainerCallback
 from trl import GRPOTrainer
 
 from sparkrl.config import PromptConfig, SparkConfig
@@ -32,6 +40,9 @@ from sparkrl.recycling import Group, RecyclingConfig, Rollout, recycle
 from sparkrl.rewards import RewardRouter, ScoredRow
 from sparkrl.rows import TASK_POLICY, Example
 from sparkrl.schedule import RoundState, fill_round, plan_round
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 STATE_FILE = "sparkrl_state.json"
 ROUND_LOG_DIR = "spark_rounds"
@@ -55,6 +66,47 @@ def example_row(example: Example, prompt: PromptConfig) -> dict[str, Any]:
         "task": example.task,
         "example": json.dumps(example.to_dict(), sort_keys=True),
     }
+
+
+class ImageError(RuntimeError):
+    """An image a training row needs cannot be opened; the message names the row and the file."""
+
+
+def describe_row(example: Example) -> str:
+    """Where a row comes from, for error messages: its dataset file and row, or the recycled
+    item's task and the dataset row of the question it was built from."""
+    source = example.source
+    origin = source.get("group_source", source)
+    where = f"{origin.get('file', 'unknown file')}, row {origin.get('row', '?')}"
+    return where if example.task == TASK_POLICY else f"recycled {example.task} item from {where}"
+
+
+def open_image(path: str, example: Example) -> Image.Image:
+    """The image at `path` as RGB, fully read (the file is closed again)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as err:  # missing, unreadable or not an image (PIL raises OSError subclasses)
+        raise ImageError(f"{describe_row(example)}, field images: cannot open image {path}: {err}") from None
+
+
+def with_images(rows: Sequence[Mapping[str, Any]], vision: bool) -> list[dict[str, Any]]:
+    """Rows as TRL reads them: for a vision-language model each row gains an `images` column of
+    PIL images opened from its example's paths ([] for a text-only row; every row gets the key,
+    because TRL takes its columns from the first row). A text-only model gets the rows
+    unchanged, and an error if one of them has images."""
+    examples = [Example.from_dict(json.loads(row["example"])) for row in rows]
+    if not vision:
+        for example in examples:
+            if example.images:
+                raise ImageError(
+                    f"{describe_row(example)}: the row has images but the model was loaded with a "
+                    "tokenizer, not a processor; use a vision-language model"
+                )
+        return [dict(row) for row in rows]
+    return [{**row, "images": [open_image(p, e) for p in e.images]} for row, e in zip(rows, examples, strict=True)]
 
 
 def unique_prompts(rows: Sequence[Mapping[str, Any]], group_size: int) -> list[Mapping[str, Any]]:
@@ -123,8 +175,9 @@ class SparkGRPOTrainer(GRPOTrainer):
 
     # -- point 1: each generation round ---------------------------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        vision = isinstance(self.processing_class, ProcessorMixin)
         if not self.model.training:
-            return super()._generate_and_score_completions(inputs)
+            return super()._generate_and_score_completions(with_images(inputs, vision))
         group_size = self.num_generations
         state = self.round_state
         round_index = state.rounds
@@ -141,7 +194,8 @@ class SparkGRPOTrainer(GRPOTrainer):
         prompts = [example_row(Example.from_dict(item), self.prompt_config) for item in recycled] + dataset
         global_rows = [row for row in prompts for _ in range(group_size)]
         rank, local = self.accelerator.process_index, len(inputs)
-        output = super()._generate_and_score_completions(global_rows[rank * local : (rank + 1) * local])
+        mine = global_rows[rank * local : (rank + 1) * local]
+        output = super()._generate_and_score_completions(with_images(mine, vision))
 
         scored = gather_object(self.router.last_rows)
         if self.spark.schedule != "off":
@@ -151,6 +205,13 @@ class SparkGRPOTrainer(GRPOTrainer):
             self.last_recycling_stats = stats.flat()
         self._write_round_log(round_index, plan.recycled, prompts)
         return output
+
+    # -- point 4: text rows beside image rows ---------------------------------------------
+    def _tokenize_prompts(self, prompts: list[Any]) -> tuple[Any, Any, Any]:
+        prompt_ids, images, fields = super()._tokenize_prompts(prompts)
+        if images is not None:
+            images = [found or [] for found in images]
+        return prompt_ids, images, fields
 
     def _write_round_log(self, round_index: int, n_recycled: int, prompts: Sequence[Mapping[str, Any]]) -> None:
         """Per-process record of what each round trained on (lets users and tests compare ranks)."""

@@ -1,0 +1,168 @@
+"""Supervised warm start of the tiny vision-language model, under the text demo's rule.
+
+Same design as `sparkrl.tiny.warmstart` (see docs/tiny.md): the model learns the solution
+format and what judge and reflection replies look like, but nothing about judging.
+
+- policy targets come from the imperfect teacher (`task.teacher_solution`, miscounting cells);
+- a judge target is the teacher's own worked count followed by a verdict drawn at random,
+  independently of whether the candidate is right;
+- a reflection target is a fresh teacher solution that never looks at the wrong attempt.
+
+Every prompt carries the problem's image (rendered in memory; no files) before its text, as
+TRL's `prepare_multimodal_messages` places dataset images, and is rendered with the
+processor's chat template. Judge and reflection prompts use the tiny template pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, ProcessorMixin
+
+from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLECTION
+from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt, reflection_prompt
+from sparkrl.tiny.task import boxed_answer
+from sparkrl.tiny.templates import TINY_TEMPLATES
+from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, WarmStartData, length_bucketed_batches
+from sparkrl.tiny_vl.task import (
+    ShapeProblem,
+    ShapeTaskConfig,
+    generate_problems,
+    render,
+    split_capacity,
+    teacher_solution,
+    wrong_solution,
+)
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """A warm-start pair and the problem whose image its prompt shows."""
+
+    pair: SupervisedPair
+    problem: ShapeProblem
+
+
+def _judge_pair(task: str, prompt: str, problem: ShapeProblem, rng: random.Random, slip: float,
+                labels: Sequence[str], right: str) -> SupervisedPair:
+    verdict = rng.choice(labels)  # drawn on its own: `right` is never consulted
+    completion = f"{teacher_solution(problem, rng, slip)} \\boxed{{{verdict}}}"
+    return SupervisedPair(prompt, completion, task, verdict, right)
+
+
+def make_pair(kind: str, problem: ShapeProblem, rng: random.Random, slip: float, templates: TemplateSet) -> SupervisedPair:
+    """One supervised pair of `kind` (policy, pointwise, pairwise or reflection) for `problem`."""
+    if kind == TASK_POLICY:
+        target = teacher_solution(problem, rng, slip)
+        return SupervisedPair(problem.question, target, TASK_POLICY, boxed_answer(target), problem.answer)
+    if kind == TASK_POINTWISE:
+        is_right = rng.random() < 0.5
+        candidate = problem.answer if is_right else boxed_answer(wrong_solution(problem, rng))
+        letters = rng.random() < 0.25
+        prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
+        labels = ("A", "B") if letters else ("Yes", "No")
+        return _judge_pair(kind, prompt, problem, rng, slip, labels, labels[0] if is_right else labels[1])
+    if kind == TASK_PAIRWISE:
+        wrong = boxed_answer(wrong_solution(problem, rng))
+        right = rng.choice(("A", "B"))
+        a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
+        prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
+        return _judge_pair(kind, prompt, problem, rng, slip, ("A", "B"), right)
+    if kind == TASK_REFLECTION:
+        attempt = wrong_solution(problem, rng)
+        mode = rng.choice(("cot", "answer"))
+        shown = attempt if mode == "cot" else boxed_answer(attempt)
+        prompt = reflection_prompt(problem.question, shown, mode, rng, templates=templates)
+        target = teacher_solution(problem, rng, slip)  # independent of `attempt`
+        return SupervisedPair(prompt, target, kind, boxed_answer(target), problem.answer)
+    raise ValueError(f"unknown pair kind {kind!r}")
+
+
+def build_image_pairs(
+    task: ShapeTaskConfig, data: WarmStartData, seed: int, *, templates: TemplateSet = TINY_TEMPLATES
+) -> list[ImagePair]:
+    """The shuffled warm-start pairs, all from train-split problems."""
+    rng = random.Random(f"tiny-vl-warmstart/{seed}")
+    pool = generate_problems(task, "train", min(data.total, split_capacity(task, "train")), seed)
+    problems = itertools.cycle(pool)
+    counts = {TASK_POLICY: data.policy, TASK_POINTWISE: data.pointwise, TASK_PAIRWISE: data.pairwise,
+              TASK_REFLECTION: data.reflection}
+    pairs = []
+    for kind, count in counts.items():
+        for _ in range(count):
+            problem = next(problems)
+            pairs.append(ImagePair(make_pair(kind, problem, rng, task.slip, templates), problem))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def encode_image_pair(processor: ProcessorMixin, item: ImagePair, cell: int) -> tuple[list[int], int, torch.Tensor]:
+    """Token ids of image prompt + completion + eos, where the completion starts, and pixel values."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": item.pair.prompt}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt = processor(images=[render(item.problem, cell)], text=[text], return_tensors="pt")
+    prompt_ids = prompt["input_ids"][0].tolist()
+    tokenizer = processor.tokenizer
+    completion_ids = tokenizer(item.pair.completion, add_special_tokens=False)["input_ids"]
+    return prompt_ids + completion_ids + [tokenizer.eos_token_id], len(prompt_ids), prompt["pixel_values"][0]
+
+
+def collate(encoded: Sequence[tuple[list[int], int, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch with labels only on replies, and one image per row."""
+    width = max(len(ids) for ids, _, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
+    for row, (ids, start, _) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        labels[row, start : len(ids)] = torch.tensor(ids[start:])
+    pixel_values = torch.stack([pixels for _, _, pixels in encoded])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, "pixel_values": pixel_values}
+
+
+def _lr_factor(step: int, config: WarmStartConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def warm_start_vl(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    pairs: Sequence[ImagePair],
+    config: WarmStartConfig,
+    cell: int,
+    seed: int,
+    progress: Callable[[str], None] | None = print,
+) -> tuple[float, float, float]:
+    """Train `model` in place on `pairs`; returns (seconds, first loss, final loss)."""
+    if not pairs:
+        raise ValueError("warm_start_vl needs at least one pair")
+    encoded = [encode_image_pair(processor, item, cell) for item in pairs]
+    batches = length_bucketed_batches([len(ids) for ids, _, _ in encoded], config.batch_size, seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, config))
+    model.train()
+    started, losses = time.perf_counter(), []
+    for step in range(1, config.steps + 1):
+        loss = model(**collate([encoded[i] for i in next(batches)], processor.tokenizer.pad_token_id)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if progress and (step % config.log_every == 0 or step == config.steps):
+            recent = losses[-config.log_every :]
+            progress(f"vl warm start step {step}/{config.steps} loss {sum(recent) / len(recent):.3f} "
+                     f"({time.perf_counter() - started:.0f}s)")
+    model.eval()
+    return time.perf_counter() - started, losses[0], losses[-1]
