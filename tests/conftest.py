@@ -1,18 +1,25 @@
 """Shared fixtures: a tiny untrained causal LM with a character tokenizer and a chat template,
-and a scripted generation backend.
+a scripted generation backend, and the shared real-data files.
 
 The tiny model generates on CPU in milliseconds; its outputs are noise, which is all that
 plumbing tests (batching, padding, seeds, output files) need. The scripted backend answers
 from a Python function, for tests that need to know what the model will say.
+
+Real-data tests read the shared data folder: `$SPARKRL_SHARED_DATA` if set, else
+`<repo>/../shared/data` (where CI checks it out beside the clone). A missing file skips the
+test, except under CI (`CI` set), where it fails: there a skip would hide lost coverage.
 """
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 SPECIALS = ("<pad>", "<eos>", "<unk>", "<user>", "<assistant>", "<system>")
 CHAT_TEMPLATE = (
@@ -114,3 +121,42 @@ class ScriptedBackend:
 @pytest.fixture
 def scripted() -> type[ScriptedBackend]:
     return ScriptedBackend
+
+
+def shared_data_dir() -> Path:
+    """The shared data folder: `$SPARKRL_SHARED_DATA`, else `<repo>/../shared/data`."""
+    override = os.environ.get("SPARKRL_SHARED_DATA")
+    return Path(override) if override else REPO.parent / "shared" / "data"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Callable[[str], Path]:
+    """`shared_data(name)`: the path of a shared data file; skips the test if the file is
+    absent, or fails it under CI."""
+
+    def locate(name: str) -> Path:
+        path = shared_data_dir() / name
+        if not path.is_file():
+            message = f"shared data file {path} is absent (set SPARKRL_SHARED_DATA to the folder that holds it)"
+            if _in_ci():
+                pytest.fail(message)
+            pytest.skip(message)
+        return path
+
+    return locate
+
+
+@pytest.fixture(scope="session")
+def gsm8k_test(shared_data: Callable[[str], Path]) -> Path:
+    """The GSM8K test split (1,319 rows of `question`, `answer` ending in `#### N`)."""
+    return shared_data("gsm8k_test.jsonl")
+
+
+@pytest.fixture(scope="session")
+def gsm8k_solutions(shared_data: Callable[[str], Path]) -> Path:
+    """GSM8K model solutions: per question, four models' solutions with correctness labels."""
+    return shared_data("gsm8k_model_solutions.jsonl")

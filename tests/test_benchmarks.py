@@ -21,12 +21,6 @@ from sparkrl.benchmarks import (
 )
 from sparkrl.verification import extract_final_answer, normalize_answer
 
-DATA = Path("/work/shared/data")
-GSM8K_TEST = DATA / "gsm8k_test.jsonl"
-SOLUTIONS = DATA / "gsm8k_model_solutions.jsonl"
-needs_data = pytest.mark.skipif(not SOLUTIONS.exists(), reason="shared GSM8K files not present")
-
-
 def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
     return path
@@ -42,18 +36,16 @@ def solution_row(question: str, correct: tuple[bool, bool, bool, bool]) -> dict:
 # --------------------------------------------------------------------------- GSM8K
 
 
-@needs_data
-def test_gsm8k_test_answers_come_after_the_marker():
-    examples = load_gsm8k(GSM8K_TEST)
+def test_gsm8k_test_answers_come_after_the_marker(gsm8k_test):
+    examples = load_gsm8k(gsm8k_test)
     assert len(examples) == 1319
     assert examples[0].answer == "18"
     assert all("####" not in e.answer and e.answer for e in examples)
 
 
-@needs_data
-def test_gsm8k_pairwise_pairs_a_right_and_a_wrong_solution_deterministically():
-    items = gsm8k_pairwise(SOLUTIONS, seed=0)
-    rows = [json.loads(line) for line in SOLUTIONS.read_text().splitlines()]
+def test_gsm8k_pairwise_pairs_a_right_and_a_wrong_solution_deterministically(gsm8k_solutions):
+    items = gsm8k_pairwise(gsm8k_solutions, seed=0)
+    rows = [json.loads(line) for line in gsm8k_solutions.read_text().splitlines()]
     mixed = [r for r in rows if len({r[k]["is_correct"] for k in r if isinstance(r[k], dict)}) == 2]
     assert len(items) == len(mixed)
     right_answers = {r["question"]: normalize_answer(extract_final_answer(r["ground_truth"])) for r in mixed}
@@ -64,8 +56,8 @@ def test_gsm8k_pairwise_pairs_a_right_and_a_wrong_solution_deterministically():
         assert normalize_answer(extract_final_answer(wrong)) != right_answers[item.question]
     share_a = sum(i.label == "A" for i in items) / len(items)
     assert 0.4 < share_a < 0.6
-    assert gsm8k_pairwise(SOLUTIONS, seed=0) == items
-    assert gsm8k_pairwise(SOLUTIONS, seed=1) != items
+    assert gsm8k_pairwise(gsm8k_solutions, seed=0) == items
+    assert gsm8k_pairwise(gsm8k_solutions, seed=1) != items
 
 
 def test_gsm8k_solutions_pointwise_and_pairwise_rules(tmp_path):

@@ -32,7 +32,7 @@ def _recycle(tmp_path, rows, *flags):
 
 def test_recycle_writes_items_and_prints_statistics(tmp_path, capsys):
     rows = [_row([1, 0, 0, 1], images=["fig.png"]), _row([1, 1]), _row([0, 0, 0]), "", _row([True, False])]
-    code, out = _recycle(tmp_path, rows, "--seed", "3", "--max-judge", "none")
+    code, out = _recycle(tmp_path, rows, "--seed", "3", "--judge-per-group", "none")
     assert code == 0
     items = [Example.from_dict(json.loads(line)) for line in out.read_text(encoding="utf-8").splitlines()]
     stats = json.loads(capsys.readouterr().out)
@@ -47,13 +47,13 @@ def test_recycle_writes_items_and_prints_statistics(tmp_path, capsys):
             assert "6*7 =" not in item.question.split("6*7?", 1)[1]
         if item.task == "reflection":
             assert item.answer == "42"
-    again_code, again = _recycle(tmp_path, rows, "--seed", "3", "--max-judge", "none")
+    again_code, again = _recycle(tmp_path, rows, "--seed", "3", "--judge-per-group", "none")
     assert again_code == 0 and again.read_text() == out.read_text()
 
 
 def test_kinds_caps_and_no_balance_flags(tmp_path, capsys):
     rows = [_row([1, 1, 1])] * 6
-    code, out = _recycle(tmp_path, rows, "--kinds", "pointwise", "--no-balance")
+    code, out = _recycle(tmp_path, rows, "--kinds", "pointwise", "--no-balance", "--judge-per-group", "none")
     assert code == 0
     items = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(items) == 6 and all(i["answer"] in ("Yes", "A") for i in items)
@@ -63,6 +63,18 @@ def test_kinds_caps_and_no_balance_flags(tmp_path, capsys):
     code, out = _recycle(tmp_path, rows, "--kinds", "pointwise")
     labels = Counter(json.loads(line)["answer"] for line in out.read_text().splitlines())
     assert code == 0 and labels["Yes"] <= 1 and labels["A"] <= 1
+
+
+@pytest.mark.parametrize("flags,judge,reflection", [
+    ((), 4, 4),  # the default: half a group each, as the authors' 32 + 32 per 64 prompts
+    (("--judge-per-group", "0.25", "--reflection-per-group", "none"), 2, 8),
+    (("--judge-per-group", "none", "--max-judge", "3", "--max-reflection", "1"), 3, 1),
+])
+def test_caps_scale_with_the_number_of_groups(tmp_path, capsys, flags, judge, reflection):
+    rows = [_row([1, 0, 0, 1])] * 8
+    code, _ = _recycle(tmp_path, rows, *flags)
+    items = json.loads(capsys.readouterr().out)["items"]
+    assert code == 0 and (items["pointwise"] + items["pairwise"], items["reflection"]) == (judge, reflection)
 
 
 @pytest.mark.parametrize("bad_row,message", [
@@ -97,6 +109,7 @@ def test_missing_file_and_bad_options_exit_2(tmp_path, capsys):
     assert "nope.jsonl" in capsys.readouterr().err
     code, _ = _recycle(tmp_path, [_row([1, 0])], "--kinds", "pointwise,judging")
     assert code == 2 and "kinds" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        _recycle(tmp_path, [_row([1, 0])], "--max-judge", "-3")
-    assert exit_info.value.code == 2
+    for flag, value in (("--max-judge", "-3"), ("--judge-per-group", "-0.5"), ("--reflection-per-group", "inf")):
+        with pytest.raises(SystemExit) as exit_info:
+            _recycle(tmp_path, [_row([1, 0])], flag, value)
+        assert exit_info.value.code == 2

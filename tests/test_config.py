@@ -61,3 +61,13 @@ def test_scientific_notation_without_dot_is_a_float(tmp_path):
     path.write_text("model: {path: m}\ndata: {train: t}\ngrpo: {learning_rate: 5e-7, beta: 1.0e-3, max_completion_length: 768}\n")
     config = load_config(path)
     assert config.grpo == {"learning_rate": 5e-7, "beta": 1e-3, "max_completion_length": 768}
+
+
+def test_off_and_yes_are_strings_not_booleans(tmp_path):
+    # YAML 1.1 would read `off` as False; the documented `spark.schedule=off` must work.
+    assert config_from_mapping(apply_overrides(BASE, ["spark.schedule=off"])).spark.schedule == "off"
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {path: m}\ndata: {train: t}\nspark: {schedule: off}\ngrpo: {bf16: true, tf32: False}\n")
+    config = load_config(path)
+    assert config.spark.schedule == "off"
+    assert config.grpo == {"bf16": True, "tf32": False}

@@ -22,10 +22,6 @@ from sparkrl.data import (
 )
 from sparkrl.rows import Example
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-GSM8K_TEST = SHARED_DATA / "gsm8k_test.jsonl"
-needs_gsm8k = pytest.mark.skipif(not GSM8K_TEST.is_file(), reason="shared GSM8K data absent")
-
 ROWS = [
     {"question": "What is 2+3?", "answer": "5"},
     {"question": "Name the colour of the sky.", "answer": "blue", "task": "trivia",
@@ -342,9 +338,8 @@ def test_gsm8k_format_without_marker_is_a_bad_answer(tmp_path):
     assert error.field == "answer" and "####" in error.reason
 
 
-@needs_gsm8k
-def test_gsm8k_reduction_on_real_rows(tmp_path):
-    head = GSM8K_TEST.read_text(encoding="utf-8").splitlines()[:5]
+def test_gsm8k_reduction_on_real_rows(tmp_path, gsm8k_test):
+    head = gsm8k_test.read_text(encoding="utf-8").splitlines()[:5]
     path = write_jsonl(tmp_path / "head.jsonl", head)
     raw = load_examples(path).examples
     reduced = load_examples(path, DataConfig(answer_format="gsm8k")).examples
@@ -354,14 +349,13 @@ def test_gsm8k_reduction_on_real_rows(tmp_path):
         assert after.question == before.question
 
 
-@needs_gsm8k
-def test_whole_gsm8k_test_set_loads_quickly():
+def test_whole_gsm8k_test_set_loads_quickly(gsm8k_test):
     start = time.perf_counter()
-    loaded = load_examples(GSM8K_TEST, DataConfig(answer_format="gsm8k"))
+    loaded = load_examples(gsm8k_test, DataConfig(answer_format="gsm8k"))
     elapsed = time.perf_counter() - start
     assert len(loaded.examples) == 1319 and loaded.skipped == []
     assert all(e.answer.lstrip("-").replace(".", "", 1).isdigit() for e in loaded.examples)
-    assert loaded.examples[-1].source == {"file": str(GSM8K_TEST), "row": 1319}
+    assert loaded.examples[-1].source == {"file": str(gsm8k_test), "row": 1319}
     assert elapsed < 2.0
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from sparkrl.recycling import Group, RecyclingConfig, RecyclingStats, Rollout, recycle
 from sparkrl.rows import Example
 from sparkrl.templates import reflection_pool
+from sparkrl.verification import extract_final_answer
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-UNCAPPED = RecyclingConfig(max_judge_items=None, max_reflection_items=None)
+UNCAPPED = RecyclingConfig(judge_items_per_group=None, reflection_items_per_group=None)
 AUTHORS = dataclasses.replace(UNCAPPED, balance_labels=False, balance_positions=False)
 POSITIVE = {"Yes": True, "No": False, "A": True, "B": False}
 
@@ -31,6 +31,11 @@ def _group(rewards, answers=None, gold="42", question="What is six times seven?"
 
 def _norm(text):
     return " ".join(text.split())
+
+
+def _shows_number(text, answer):
+    """Whether a plain answer occurs in a text as a whole number or word (commas ignored)."""
+    return re.search(rf"(?<![0-9A-Za-z.]){re.escape(answer)}(?![0-9A-Za-z]|\.[0-9])", text.replace(",", "")) is not None
 
 
 def _pool(config, item):
@@ -73,6 +78,9 @@ def check_items(groups, items, config):
             assert r.reward <= config.wrong_at
             shown = r.text if src["mode"] == "cot" else r.answer
             assert shown is not None and item.question == template.format(question=group.question, attempt=shown)
+            if src["mode"] == "cot" and config.drop_cot_showing_gold:
+                gold = extract_final_answer(group.answer) or group.answer
+                assert not _shows_number(shown, gold)
         if item.task != "reflection":
             # The gold answer is only in a judge prompt if the template, question or a shown answer holds it.
             visible = template + group.question + "".join(r.answer for r in rollouts)
@@ -165,6 +173,37 @@ def test_wrong_answer_equal_to_gold_is_treated_as_a_reward_error():
     assert "wrong-answer-equals-gold" not in recycle([group], kept, seed=0)[1].skipped
 
 
+def test_a_wrong_attempt_whose_text_shows_the_gold_is_never_a_cot_attempt():
+    # Rollout 0 reached 42, then went on to 84: its trace would hand the answer over.
+    group = Group("What is 6*7?", "6*7 = <<6*7=42>>42\n#### 42", (
+        Rollout("6*7 = 42, and doubled that is 84", 0.0, "84"),
+        Rollout("6*7 = 43", 0.0, "43"),
+        Rollout("six sevens are 142", 0.0, None),
+        Rollout("6*7 = 42 is my guess, I think", 0.0, None),
+    ))
+    config = dataclasses.replace(UNCAPPED, reflection_modes=("cot",), kinds=("reflection",))
+    shown = Counter()
+    for seed in range(40):
+        items, stats = recycle([group], config, seed=seed)
+        shown.update(i.source["rollouts"][0] for i in items)
+        assert stats.skipped["cot-shows-gold"] == 2
+    assert set(shown) == {1, 2}  # whole tokens only: "142" does not show 42
+    # Such an attempt may still be shown by its final answer alone.
+    answer_only = dataclasses.replace(config, reflection_modes=("answer",))
+    assert {recycle([group], answer_only, seed=s)[0][0].source["rollouts"][0] for s in range(40)} == {0, 1}
+    kept = dataclasses.replace(config, drop_cot_showing_gold=False)
+    assert "cot-shows-gold" not in recycle([group], kept, seed=0)[1].skipped
+
+
+def test_a_group_whose_only_wrong_trace_shows_the_gold_reflects_in_answer_mode():
+    group = _group([1, 0], answers=["42", "84"])
+    group = dataclasses.replace(group, rollouts=(group.rollouts[0], Rollout("42, doubled: 84", 0.0, "84")))
+    items, stats = recycle([group] * 4, UNCAPPED, seed=0)
+    assert [i.source["mode"] for i in items if i.task == "reflection"] == ["answer"] * 4
+    assert stats.skipped["cot-shows-gold"] == 4
+    check_items([group] * 4, items, UNCAPPED)
+
+
 def test_rewards_between_the_thresholds_are_not_used():
     group = _group([0.5, 0.5, 1.0])
     items, stats = recycle([group], AUTHORS, seed=0)
@@ -240,6 +279,17 @@ def test_kind_balancing_equalises_pointwise_and_pairwise():
     check_balance(items, config)
 
 
+@pytest.mark.parametrize("n_groups", [16, 64, 200])
+def test_default_caps_scale_with_the_number_of_groups(n_groups):
+    # The authors keep 32 judge + 32 reflection items per 64 prompts: half a group each.
+    groups = [_group([1, 0, 0, 1])] * n_groups
+    items, stats = recycle(groups, RecyclingConfig(), seed=0)
+    tasks = Counter(i.task for i in items)
+    assert tasks["pointwise"] + tasks["pairwise"] == n_groups // 2
+    assert tasks["reflection"] == n_groups // 2 and stats.skipped["reflection-cap"] == n_groups - n_groups // 2
+    assert RecyclingConfig().judge_cap(7) == RecyclingConfig().reflection_cap(7) == 3
+
+
 def test_caps_absolute_and_per_group_keep_balance():
     groups = [_group([1, 0, 1, 0])] * 30 + [_group([0, 0])] * 10
     config = RecyclingConfig(max_judge_items=12, max_reflection_items=None, reflection_items_per_group=0.25)
@@ -258,7 +308,8 @@ def test_caps_absolute_and_per_group_keep_balance():
     {"kinds": ()}, {"kinds": ("pointwise", "pointwise")}, {"kinds": ("judge",)}, {"kinds": "pointwise"},
     {"reflection_modes": ("trace",)}, {"mixed_pointwise_prob": 1.5}, {"letter_prob": -0.1},
     {"max_judge_items": -1}, {"max_reflection_items": 2.5}, {"max_judge_items": True},
-    {"judge_items_per_group": math.inf}, {"correct_at": 0.0}, {"wrong_at": math.nan}, {"templates": None},
+    {"judge_items_per_group": math.inf}, {"reflection_items_per_group": -0.5}, {"correct_at": 0.0},
+    {"wrong_at": math.nan}, {"templates": None},
 ])
 def test_bad_configs_are_rejected(changes):
     with pytest.raises(ValueError):
@@ -308,7 +359,8 @@ def groups_strategy(draw):
             reward = draw(st.sampled_from([0.0, 1.0, 1.0, 0.0, 0.5]))
             # Correct answers sometimes spell the gold differently, sometimes equal it.
             answer = draw(st.sampled_from([None, " ", "1", "2", "3", "1 ", GOLD, "g0ld", "{x}"]))
-            text = draw(st.text(alphabet="ab {}\\", max_size=12))
+            # Some traces show the gold on the way to another answer, some only inside a word.
+            text = draw(st.text(alphabet="ab {}\\", max_size=12)) + draw(st.sampled_from(["", f" {GOLD}.", f"x{GOLD}"]))
             rollouts.append(Rollout(text, reward, answer))
         question = draw(st.sampled_from(["Q {0} {candidate}?", "What is 1+1?", f"Is it {GOLD}?"]))
         groups.append(Group(f"{question} #{g}", GOLD, tuple(rollouts), images=(f"img{g}.png",)))
@@ -320,11 +372,14 @@ configs_strategy = st.builds(
     mixed_pointwise_prob=st.sampled_from([0.0, 0.3, 1.0]),
     max_judge_items=st.sampled_from([None, 0, 3, 32]),
     max_reflection_items=st.sampled_from([None, 2, 32]),
+    judge_items_per_group=st.sampled_from([None, 0.5, 2.0]),
+    reflection_items_per_group=st.sampled_from([None, 0.25, 0.5]),
     balance_labels=st.booleans(),
     balance_positions=st.booleans(),
     balance_kinds=st.booleans(),
     reflect_unextracted=st.booleans(),
     drop_wrong_matching_gold=st.booleans(),
+    drop_cot_showing_gold=st.booleans(),
 )
 
 
@@ -335,6 +390,9 @@ def test_properties_hold_for_random_groups(groups, config, seed):
     check_items(groups, items, config)
     check_balance(items, config)
     judge = sum(i.task != "reflection" for i in items)
+    reflection = len(items) - judge
+    for cap, count in ((config.judge_cap(len(groups)), judge), (config.reflection_cap(len(groups)), reflection)):
+        assert cap is None or count <= cap
     assert config.max_judge_items is None or judge <= config.max_judge_items
     assert sum(stats.items.values()) == len(items)
     assert recycle(groups, config, seed) == (items, stats)
@@ -356,34 +414,33 @@ def test_judge_prompts_do_not_depend_on_the_gold_or_the_reasoning(groups, seed):
 
 # --- real text: GSM8K model solutions ---------------------------------------------------------
 
-def _after_final_a(text: str) -> str:
-    return text.rpartition("A:")[2].strip()
-
-
-def _gsm8k_groups() -> list[Group]:
-    path = DATA / "gsm8k_model_solutions.jsonl"
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
+@pytest.fixture(scope="module")
+def gsm8k_groups(gsm8k_solutions) -> list[Group]:
+    """One group per question; final answers read as the CLI and the trainer read them
+    (`extract_final_answer` with its default fallbacks, `A:` among them)."""
     groups = []
-    with path.open(encoding="utf-8") as handle:
+    with gsm8k_solutions.open(encoding="utf-8") as handle:
         for row, line in enumerate(handle, start=1):
             record = json.loads(line)
             solutions = [v for k, v in record.items() if isinstance(v, dict) and "solution" in v]
-            rollouts = tuple(Rollout(s["solution"], float(s["is_correct"]), _after_final_a(s["solution"]))
+            rollouts = tuple(Rollout(s["solution"], float(s["is_correct"]), extract_final_answer(s["solution"]))
                              for s in solutions)
-            groups.append(Group(record["question"], _after_final_a(record["ground_truth"]), rollouts,
+            groups.append(Group(record["question"], extract_final_answer(record["ground_truth"]), rollouts,
                                 source={"row": row}))
     return groups
 
 
 @pytest.mark.parametrize("config", [RecyclingConfig(), UNCAPPED, AUTHORS,
                                     dataclasses.replace(UNCAPPED, balance_kinds=True)])
-def test_real_gsm8k_solutions_recycle_into_valid_items(config):
-    groups = _gsm8k_groups()
+def test_real_gsm8k_solutions_recycle_into_valid_items(gsm8k_groups, config):
+    groups = gsm8k_groups
     assert len(groups) > 1000 and all(len(g.rollouts) == 4 for g in groups)
+    assert sum(r.answer is None for g in groups for r in g.rollouts) == 11  # cut off before their `A:` line
     items, stats = recycle(groups, config, seed=0)
     check_items(groups, items, config)
     check_balance(items, config)
     assert {i.task for i in items} == {"pointwise", "pairwise", "reflection"}
     assert all(isinstance(i, Example) for i in items)
     assert set(stats.outcomes) == {"all_correct", "all_wrong", "mixed"}
+    # About one wrong GSM8K solution in eight passes through the right number on its way.
+    assert 300 < stats.skipped["cot-shows-gold"] < 600

@@ -113,3 +113,33 @@ def test_bad_templates_are_rejected_when_the_set_is_built(pool, template, messag
 def test_bad_pools_are_rejected(value):
     with pytest.raises(ValueError, match="pool 'pointwise'"):
         dataclasses.replace(COMPACT, pointwise=value)
+
+
+def test_template_sets_resolve_from_names_and_import_paths():
+    from sparkrl.recycling import RecyclingConfig
+    from sparkrl.templates import resolve_templates
+    from sparkrl.tiny.templates import TINY_TEMPLATES
+
+    assert resolve_templates("default") is DEFAULT_TEMPLATES
+    assert resolve_templates("tiny") is TINY_TEMPLATES
+    assert resolve_templates("sparkrl.tiny.templates:TINY_TEMPLATES") is TINY_TEMPLATES
+    assert resolve_templates(TINY_TEMPLATES) is TINY_TEMPLATES
+    # configuration files name the pools; the recycling config holds the resolved set
+    assert RecyclingConfig(templates="tiny").templates is TINY_TEMPLATES
+
+
+@pytest.mark.parametrize(
+    "name,match",
+    [
+        ("huge", "expected one of"),
+        ("no_such_module_xyz:T", "cannot import module"),
+        ("sparkrl.templates:NOPE", "has no 'NOPE'"),
+        ("sparkrl.templates:render_template", "not a TemplateSet"),
+        (3, "must be a name"),
+    ],
+)
+def test_unknown_template_sets_are_clear_errors(name, match):
+    from sparkrl.templates import resolve_templates
+
+    with pytest.raises(ValueError, match=match):
+        resolve_templates(name)

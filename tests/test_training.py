@@ -5,13 +5,17 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
+from transformers import TrainerControl
 
-from sparkrl.config import PromptConfig, config_from_mapping
+from sparkrl.config import PromptConfig, SparkConfig, config_from_mapping
 from sparkrl.rewards import ScoredRow
 from sparkrl.rows import Example
-from sparkrl.training import example_row, rollout_groups, round_seed, unique_prompts
+from sparkrl.schedule import RoundState
+from sparkrl.training import StopAfterPolicySteps, example_row, rollout_groups, round_seed, unique_prompts
 from sparkrl.verification import Verdict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +61,14 @@ def test_rollout_groups_recycles_policy_groups_only_by_default():
 
 def test_round_seeds_differ_by_round_and_run():
     assert len({round_seed(s, r) for s in range(3) for r in range(50)}) == 150
+
+
+def test_training_stops_at_the_end_of_the_last_policy_round_not_inside_it():
+    trainer = SimpleNamespace(round_state=RoundState(policy_rounds=3), spark=SparkConfig(policy_steps=3))
+    stop = StopAfterPolicySteps(trainer, steps_per_round=2)
+    # the third policy round was generated before step 9; its second step is step 10
+    assert not stop.on_step_end(None, SimpleNamespace(global_step=9), TrainerControl()).should_training_stop
+    assert stop.on_step_end(None, SimpleNamespace(global_step=10), TrainerControl()).should_training_stop
 
 
 # ---------------------------------------------------------------------------------------
@@ -166,7 +178,7 @@ def _rounds(out, rank=0):
 def test_recycled_items_of_every_kind_are_built_trained_and_verified(tiny_model, tmp_path):
     out = tmp_path / "run"
     spec = _spec(tiny_model, out, policy_steps=4)
-    spec["config"]["grpo"]["per_device_train_batch_size"] = 32  # 8 prompts per round
+    spec["config"]["grpo"].update(per_device_train_batch_size=32, save_steps=1)  # 8 prompts per round
     _run(spec)
     rounds = _rounds(out)
     recycled_rounds = [r for r in rounds if r["recycled"]]
@@ -179,9 +191,22 @@ def test_recycled_items_of_every_kind_are_built_trained_and_verified(tiny_model,
     assert any("spark/pointwise_accuracy" in m for m in recycled_steps)
     assert any("spark/pairwise_accuracy" in m for m in recycled_steps)
     assert any("spark/reflection_success" in m for m in recycled_steps)
-    # and the model learnt from a recycled-only step: its gradient was not zero
-    assert any(m["grad_norm"] and float(m["grad_norm"]) > 0 for m in recycled_steps)
+    # and the model learnt from a recycled-only round (one optimizer step here): its gradient was
+    # not zero and its parameters changed over that step (checkpoints are saved every step; the
+    # gradient check matters too, because Adam's momentum alone would also move the parameters)
+    step = recycled_rounds[0]["global_step"] + 1
+    logged = next(m for m in metrics if m["step"] == step and "grad_norm" in m)
+    assert logged["spark/share_policy"] == 0.0 and float(logged["grad_norm"]) > 0
+    before, after = _weights(out / f"checkpoint-{step - 1}"), _weights(out / f"checkpoint-{step}")
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[name], after[name]) for name in before)
     assert (out / "config.yaml").exists() and (out / "final" / "config.json").exists()
+
+
+def _weights(checkpoint):
+    from safetensors.torch import load_file
+
+    return load_file(checkpoint / "model.safetensors")
 
 
 def test_plain_grpo_is_the_same_run_without_recycling(tiny_model, tmp_path):
@@ -193,28 +218,35 @@ def test_plain_grpo_is_the_same_run_without_recycling(tiny_model, tmp_path):
 
 
 def test_killed_run_resumes_with_its_waiting_pool(tiny_model, tmp_path):
+    # Two optimizer steps per round (steps_per_generation=2): the kill falls inside a round, and
+    # checkpoints (save_steps=2) fall between rounds, as sparkrl requires.
     out = tmp_path / "resumed"
     spec = _spec(tiny_model, out)
-    killed = _run({**spec, "die_at": 3}, check=False)
+    spec["config"]["grpo"].update(per_device_train_batch_size=8, steps_per_generation=2)  # 4 prompts per round
+    killed = _run({**spec, "die_at": 7}, check=False)
     assert killed.returncode == 17, killed.stderr[-2000:]
-    saved = json.loads((out / "checkpoint-2" / "sparkrl_state.json").read_text())
+    saved = json.loads((out / "checkpoint-6" / "sparkrl_state.json").read_text())
     before = _rounds(out)
-    assert len(before) == 3  # rounds 0-2 ran; round 2 is lost with the kill
+    assert len(before) == 4  # rounds 0-3 ran; round 3 is lost with the kill after its first step
     resumed = _run({**spec, "resume": True})
-    after = _rounds(out)[3:]
-    # the run picks up at round 2, and the pool waiting at checkpoint 2 is trained first (FIFO)
-    assert after[0]["round"] == saved["rounds"] == 2
+    after = _rounds(out)[4:]
+    # the run picks up at round 3, and the pool waiting at checkpoint 6 is trained first (FIFO)
+    assert after[0]["round"] == saved["rounds"] == 3 and after[0]["global_step"] == 6
     first_recycled = next(r for r in after if r["recycled"])
     k = min(first_recycled["recycled"], len(saved["pool"]))
     assert k > 0 and first_recycled["items"][:k] == [example_row_json(item) for item in saved["pool"][:k]]
     # no recycled item is trained twice over the killed and the resumed halves of the run
-    trained = [item for r in before[:2] + after if r["recycled"] for item in r["items"]]
+    rounds = before[:3] + after
+    trained = [item for r in rounds if r["recycled"] for item in r["items"]]
     assert len(trained) == len(set(trained))
+    # every round, the last policy round included, is trained for both of its optimizer steps
     final = resumed.stdout.split("FINAL")[1].split()
+    assert [r["global_step"] for r in rounds] == [2 * i for i in range(len(rounds))]
+    assert int(final[0]) == 2 * len(rounds) and sum(not r["recycled"] for r in rounds) == 3
     uninterrupted = tmp_path / "whole"
-    whole = _run(_spec(tiny_model, uninterrupted))
+    whole = _run({**spec, "config": {**spec["config"], "output_dir": str(uninterrupted)}})
     assert final[0] == whole.stdout.split("FINAL")[1].split()[0]  # same number of optimizer steps
-    assert [r["recycled"] > 0 for r in before[:2] + after] == [r["recycled"] > 0 for r in _rounds(uninterrupted)]
+    assert [r["recycled"] > 0 for r in rounds] == [r["recycled"] > 0 for r in _rounds(uninterrupted)]
 
 
 def example_row_json(item):

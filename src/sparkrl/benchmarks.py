@@ -4,6 +4,7 @@ Three kinds of item, one per evaluation kind:
 - reasoning: an `Example` (question and ground-truth answer);
 - pointwise: a question, one response and whether it is correct (`Yes`/`No`);
 - pairwise: a question, two responses and the letter of the better one (`A`/`B`).
+Judge items, like examples, may carry the paths of the images their question refers to.
 
 Formats, chosen with a `FORMAT:PATH` data spec (a bare path is the generic format):
 - `gsm8k:` GSM8K test JSONL (`question`, `answer` with the final answer after `####`);
@@ -42,26 +43,38 @@ class BenchmarkError(ValueError):
     """A benchmark file that cannot be read; the message names the file, line and field."""
 
 
+def _with_images(record: dict[str, Any], images: tuple[str, ...]) -> dict[str, Any]:
+    # Only items that have images name them, so text items keep the record (and the item hash
+    # that resumed evaluations check) they had before judge items could carry images.
+    return {**record, "images": list(images)} if images else record
+
+
 @dataclass(frozen=True)
 class PointwiseItem:
+    """images: image file paths the question refers to (shown to the judge before the text)."""
+
     question: str
     response: str
     label: str
+    images: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.label not in ("Yes", "No"):
             raise ValueError(f"PointwiseItem.label must be 'Yes' or 'No', got {self.label!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "response": self.response, "label": self.label}
+        return _with_images({"question": self.question, "response": self.response, "label": self.label}, self.images)
 
 
 @dataclass(frozen=True)
 class PairwiseItem:
+    """images: as for `PointwiseItem`."""
+
     question: str
     response_a: str
     response_b: str
     label: str
+    images: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.label not in ("A", "B"):
@@ -69,11 +82,13 @@ class PairwiseItem:
 
     def swapped(self) -> PairwiseItem:
         """The same pair shown in the other order."""
-        return PairwiseItem(self.question, self.response_b, self.response_a, "B" if self.label == "A" else "A")
+        return PairwiseItem(self.question, self.response_b, self.response_a, "B" if self.label == "A" else "A",
+                            self.images)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "response_a": self.response_a, "response_b": self.response_b,
-                "label": self.label}
+        record = {"question": self.question, "response_a": self.response_a, "response_b": self.response_b,
+                  "label": self.label}
+        return _with_images(record, self.images)
 
 
 Item = Example | PointwiseItem | PairwiseItem

@@ -35,6 +35,15 @@ class _YamlLoader(yaml.SafeLoader):
     numbers in scientific notation are resolved as floats."""
 
 
+# YAML 1.1 also reads yes/no/on/off as booleans, so `spark.schedule: off` (or the override
+# `spark.schedule=off`) would arrive as False; only true/false are booleans here (YAML 1.2).
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$|^[-+]?\d[\d_]*\.\d*$|^[-+]?\.\d+$"),

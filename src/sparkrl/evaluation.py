@@ -104,13 +104,13 @@ def probes_for(item: Item, config: EvalConfig) -> list[Probe]:
         return [Probe(Task(item.question, prompt, item.system, item.images), item.answer)]
     if isinstance(item, PointwiseItem):
         text = pointwise_prompt(item.question, shown_answer(item.response), templates=templates)
-        return [Probe(Task(text, text), item.label)]
+        return [Probe(Task(text, text, images=item.images), item.label)]
     probes = []
     for order, pair in (("ab", item), ("ba", item.swapped())):
         text = pairwise_prompt(
             pair.question, shown_answer(pair.response_a), shown_answer(pair.response_b), templates=templates
         )
-        probes.append(Probe(Task(text, text), pair.label, order))
+        probes.append(Probe(Task(text, text, images=pair.images), pair.label, order))
     return probes
 
 

@@ -13,6 +13,9 @@ into verifiable `Example`s of three tasks, following SPARK's per-group rules:
 - reflection: question + a wrong attempt (its full text in "cot" mode, its final answer in
   "answer" mode); the label is the ground truth. One per group that has a wrong rollout.
 
+The ground truth may be a bare answer or a full solution; its final answer is read with
+`sparkrl.verification.extract_final_answer`, as the verifier reads it.
+
 Judge prompts are built from the template, the question and the shown final answers only:
 never the reasoning, the ground truth or the rewards. The module is pure and model-free;
 randomness comes from one seed, with an independent stream per stage so that switching one
@@ -24,17 +27,21 @@ Departures from the authors' code, and why:
   the correct answer sits at A and at B equally often (within one). Their all-correct groups
   only ever produced "correct" items, so an always-Yes judge scored well. Optionally the
   pointwise and pairwise counts are balanced too.
-- Caps are configurable (absolute and per group, or none) instead of 32 per batch of 64.
+- Caps scale with the batch: by default 0.5 judge and 0.5 reflection items per group (their
+  32 + 32 per batch of 64 prompts, for any batch size); absolute caps are an option.
 - Rollouts without an extractable answer are never judge candidates (they may be a "cot"
   reflection attempt), a wrong rollout whose answer equals the ground truth as a string is
-  treated as a reward error and not used, and a pair whose two answers are the same string
-  is never built. Every such case is counted in `RecyclingStats`.
+  treated as a reward error and not used, a wrong rollout whose text shows the ground truth
+  (it reached the answer, then moved on) is never a "cot" attempt, since the prompt would
+  hand the answer over (it may still be an "answer" attempt), and a pair whose two answers
+  are the same string is never built. Every such case is counted in `RecyclingStats`.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +49,15 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sparkrl.rows import RECYCLED_TASKS, TASK_PAIRWISE, TASK_POINTWISE, TASK_REFLECTION, Example
-from sparkrl.templates import DEFAULT_TEMPLATES, REFLECTION_MODES, TemplateSet, reflection_pool, render_template
+from sparkrl.templates import (
+    DEFAULT_TEMPLATES,
+    REFLECTION_MODES,
+    TemplateSet,
+    reflection_pool,
+    render_template,
+    resolve_templates,
+)
+from sparkrl.verification import extract_final_answer
 
 T = TypeVar("T")
 
@@ -126,15 +141,20 @@ class RecyclingConfig:
     letter_prob: chance that a pointwise item uses the A/B option-letter variant.
     reflection_modes: allowed reflection modes; groups are split evenly between them as far
         as their attempts allow.
-    max_judge_items, max_reflection_items: absolute caps per call (None: no cap).
     judge_items_per_group, reflection_items_per_group: caps relative to the number of groups
-        (floor of value x groups; None: no cap). When both caps are set the smaller holds.
+        (floor of value x groups; None: no cap). The authors keep 32 + 32 items per batch of
+        64 prompts, i.e. 0.5 + 0.5 per group.
+    max_judge_items, max_reflection_items: absolute caps per call (None: no cap). When both
+        caps of a kind are set the smaller holds.
     balance_labels: pointwise positive/negative counts differ by at most 1, per variant.
     balance_positions: pairwise items with the correct answer at A and at B differ by at most 1.
     balance_kinds: pointwise and pairwise item counts differ by at most 1.
     reflect_unextracted: a wrong rollout without an extractable answer may be a "cot" attempt.
     drop_wrong_matching_gold: do not use a wrong rollout whose answer is the ground truth as a
         string (whitespace collapsed): its reward is more likely an error than its answer.
+    drop_cot_showing_gold: never show as a "cot" attempt a wrong rollout whose text contains
+        the ground truth as a whole token (`42` in "6*7 = 42", not in "142" or "4.2"): the
+        reflection prompt would hand over the answer. It may still be an "answer" attempt.
     correct_at, wrong_at: reward >= correct_at is correct, reward <= wrong_at is wrong; rewards
         in between are not used.
     """
@@ -143,18 +163,19 @@ class RecyclingConfig:
     mixed_pointwise_prob: float = 0.3
     letter_prob: float = 0.5
     reflection_modes: tuple[str, ...] = REFLECTION_MODES
-    max_judge_items: int | None = 32
-    max_reflection_items: int | None = 32
-    judge_items_per_group: float | None = None
-    reflection_items_per_group: float | None = None
+    judge_items_per_group: float | None = 0.5
+    reflection_items_per_group: float | None = 0.5
+    max_judge_items: int | None = None
+    max_reflection_items: int | None = None
     balance_labels: bool = True
     balance_positions: bool = True
     balance_kinds: bool = False
     reflect_unextracted: bool = True
     drop_wrong_matching_gold: bool = True
+    drop_cot_showing_gold: bool = True
     correct_at: float = 1.0
     wrong_at: float = 0.0
-    templates: TemplateSet = DEFAULT_TEMPLATES
+    templates: TemplateSet | str = DEFAULT_TEMPLATES  # a TemplateSet, `default`, `tiny` or 'module:ATTRIBUTE'
 
     def __post_init__(self) -> None:
         # Lists (as read from YAML) are accepted and stored as tuples.
@@ -176,8 +197,8 @@ class RecyclingConfig:
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.wrong_at < self.correct_at:
             raise ValueError(f"wrong_at ({self.wrong_at}) must be below correct_at ({self.correct_at})")
-        if not isinstance(self.templates, TemplateSet):
-            raise ValueError(f"templates must be a TemplateSet, got {type(self.templates).__name__}")
+        # A name or import path (as read from YAML) is resolved to its TemplateSet.
+        object.__setattr__(self, "templates", resolve_templates(self.templates))
 
     def judge_cap(self, n_groups: int) -> int | None:
         """The number of judge items one call may keep for `n_groups` groups (None: no cap)."""
@@ -244,6 +265,59 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def _is_ascii_alnum(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
+@dataclass(frozen=True)
+class _WholeToken:
+    """Finds an answer in a text as a whole token, not inside a longer number or word (`42` is
+    in "6*7 = 42." but not in "142", "4.2" or "42.5"); thousands commas are ignored and spaces
+    around symbols are free (`x^2-1` is in "x^2 - 1")."""
+
+    pattern: re.Pattern[str]  # the answer and its end boundary; the start is checked apart
+    bounded_start: bool  # the answer starts with a letter or digit, which must start a token
+    core: str  # a piece every match contains: a cheap test before the regular expression
+
+    @classmethod
+    def of(cls, answer: str) -> _WholeToken | None:
+        answer = _THOUSANDS_COMMA.sub("", "".join(answer.split()))
+        if not answer:
+            return None
+        pattern = re.escape(answer[0])
+        for previous, char in zip(answer, answer[1:]):
+            joined = _is_ascii_alnum(previous) and _is_ascii_alnum(char)
+            pattern += ("" if joined else r"\s*") + re.escape(char)
+        if _is_ascii_alnum(answer[-1]):
+            pattern += r"(?![0-9A-Za-z])(?!\.[0-9])"
+        core = max(re.findall(r"[0-9A-Za-z]+", answer), key=len, default=answer[0])
+        return cls(re.compile(pattern), _is_ascii_alnum(answer[0]), core)
+
+    def in_text(self, text: str) -> bool:
+        if "," in text:
+            text = _THOUSANDS_COMMA.sub("", text)
+        if self.core not in text:
+            return False
+        # A leading look-behind would cost a check at every position; a literal start is fast.
+        match = self.pattern.search(text)
+        while match is not None:
+            if not (self.bounded_start and _continues_token(text, match.start())):
+                return True
+            match = self.pattern.search(text, match.start() + 1)
+        return False
+
+
+def _continues_token(text: str, start: int) -> bool:
+    """Whether `text[start:]` continues a number or word begun before `start`."""
+    before = text[max(0, start - 2) : start]
+    if not before:
+        return False
+    return _is_ascii_alnum(before[-1]) or (before[-1] == "." and len(before) == 2 and before[0].isdigit())
+
+
 @dataclass(frozen=True)
 class _Sides:
     """The rollout indices of one group that each role may use."""
@@ -252,7 +326,7 @@ class _Sides:
     wrong: tuple[int, ...]
     correct_candidates: tuple[int, ...]  # correct, with an answer
     wrong_candidates: tuple[int, ...]  # wrong, with an answer, usable
-    cot_attempts: tuple[int, ...]  # wrong, usable, with text
+    cot_attempts: tuple[int, ...]  # wrong, usable, with text that does not show the gold
 
     @property
     def outcome(self) -> str:
@@ -264,7 +338,9 @@ class _Sides:
 
 
 def _classify(group: Group, config: RecyclingConfig, skipped: Counter[str]) -> _Sides:
-    gold = _norm(group.answer)
+    gold = _norm(extract_final_answer(group.answer) or group.answer)
+    cot_on = TASK_REFLECTION in config.kinds and "cot" in config.reflection_modes
+    gold_token = _WholeToken.of(gold) if config.drop_cot_showing_gold and cot_on else None
     correct, wrong, correct_candidates, wrong_candidates, cot_attempts = [], [], [], [], []
     for index, rollout in enumerate(group.rollouts):
         if rollout.reward >= config.correct_at:
@@ -281,7 +357,11 @@ def _classify(group: Group, config: RecyclingConfig, skipped: Counter[str]) -> _
             continue
         if rollout.answer is not None:
             wrong_candidates.append(index)
-        if rollout.text.strip() and (rollout.answer is not None or config.reflect_unextracted):
+        if not rollout.text.strip() or (rollout.answer is None and not config.reflect_unextracted):
+            continue
+        if gold_token is not None and gold_token.in_text(rollout.text):
+            skipped["cot-shows-gold"] += 1
+        else:
             cot_attempts.append(index)
     return _Sides(*(tuple(x) for x in (correct, wrong, correct_candidates, wrong_candidates, cot_attempts)))
 

@@ -8,6 +8,7 @@ before training starts, and every logged step is appended to `<output_dir>/metri
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,55 @@ def build_grpo_args(config: RunConfig) -> Any:
         raise ConfigError(f"grpo: {exc}") from None
     # The policy budget decides the length of the run (see StopAfterPolicySteps); max_steps is
     # the most optimizer steps it can take: alternate may add one recycled round per policy round.
+    steps_per_round = optimizer_steps_per_round(args)
     rounds = config.spark.policy_steps * (2 if config.spark.schedule == "alternate" else 1)
-    args.max_steps = rounds * optimizer_steps_per_round(args)
+    args.max_steps = rounds * steps_per_round
+    check_checkpoints_between_rounds(args, steps_per_round)
     return args
+
+
+def check_checkpoints_between_rounds(grpo_args: Any, steps_per_round: int) -> None:
+    """Checkpoints must fall on round boundaries.
+
+    The SPARK state saved with a checkpoint (pool, deferred prompts, round counters) changes
+    when a round is generated, before its optimizer steps run. A checkpoint taken inside a
+    round would therefore resume with that round's recycled items already gone from the pool
+    and its dataset prompts queued again. The steps per round depend on the number of
+    processes, so the message names the count this check ran with.
+    """
+    if grpo_args.save_strategy != "steps":
+        return
+    save_steps = grpo_args.save_steps
+    # Trainer reads a save_steps below 1 as a share of max_steps, rounded up.
+    interval = math.ceil(grpo_args.max_steps * save_steps) if save_steps < 1 else int(save_steps)
+    if interval % steps_per_round == 0:
+        return
+    suggestion = max(1, round(interval / steps_per_round)) * steps_per_round
+    raise ConfigError(
+        f"grpo.save_steps ({save_steps}) must be a multiple of the optimizer steps per round, so that "
+        f"checkpoints fall between rounds; e.g. grpo.save_steps={suggestion}. A round (one generation "
+        f"batch) is {steps_per_round} optimizer step(s) here: grpo.steps_per_generation "
+        f"{grpo_args.steps_per_generation} (grpo.generation_batch_size {grpo_args.generation_batch_size} / "
+        f"(grpo.per_device_train_batch_size {grpo_args.per_device_train_batch_size} x "
+        f"{grpo_args.world_size} process(es))) x grpo.num_iterations {grpo_args.num_iterations} / "
+        f"grpo.gradient_accumulation_steps {grpo_args.gradient_accumulation_steps}"
+    )
+
+
+def check_paths(config: RunConfig) -> None:
+    """The model folder and data files exist (checked before any model loads)."""
+    if not Path(config.model.path).is_dir():
+        raise ConfigError(f"model.path {config.model.path!r} is not a local folder; sparkrl never downloads weights")
+    for key, path in (("data.train", config.data.train), ("data.eval", config.data.eval)):
+        if path and not Path(path).exists():
+            raise ConfigError(f"{key} {path!r}: file or folder not found")
+
+
+def validate_run(config: RunConfig) -> Any:
+    """Everything that can be checked without loading a model: the paths the run reads (first:
+    no heavy import needed) and TRL's GRPOConfig (returned)."""
+    check_paths(config)
+    return build_grpo_args(config)
 
 
 def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -> Any:
@@ -115,10 +162,7 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
     from sparkrl.training import MetricsFile, SparkGRPOTrainer, example_row
 
     args = build_grpo_args(config)
-    if model is None:
-        model, tokenizer = load_model_and_tokenizer(
-            config.model.path, config.model.dtype, config.model.trust_remote_code
-        )
+    # Data before the model: a bad data file should fail in seconds, not after a model load.
     loader = DataConfig(**config.data.loader)
     train = load_examples(config.data.train, loader)
     if train.skipped:
@@ -128,6 +172,10 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
     if config.data.eval:
         evaluation = load_examples(config.data.eval, loader)
         eval_dataset = Dataset.from_list([example_row(e, config.prompt) for e in evaluation.examples])
+    if model is None:
+        model, tokenizer = load_model_and_tokenizer(
+            config.model.path, config.model.dtype, config.model.trust_remote_code
+        )
     router = RewardRouter(timeout_s=config.rewards.timeout_s, extra=config.rewards.verifiers)
     trainer = SparkGRPOTrainer(
         model=model,

@@ -13,6 +13,7 @@ checker did not read). All wording here is ours.
 
 from __future__ import annotations
 
+import importlib
 import random
 import string
 from collections.abc import Sequence
@@ -325,3 +326,36 @@ def reflection_pool(templates: TemplateSet, mode: str) -> tuple[str, ...]:
     if mode == "answer":
         return templates.reflection_answer
     raise ValueError(f"reflection mode must be one of {REFLECTION_MODES}, got {mode!r}")
+
+
+# Template sets known by a short name; any other set is named by its import path.
+NAMED_TEMPLATES: dict[str, str] = {
+    "default": "sparkrl.templates:DEFAULT_TEMPLATES",
+    "tiny": "sparkrl.tiny.templates:TINY_TEMPLATES",
+}
+
+
+def resolve_templates(name: str | TemplateSet) -> TemplateSet:
+    """A `TemplateSet` from a short name (`default`, `tiny`) or an import path
+    `package.module:ATTRIBUTE`, so that configuration files and the command line can choose
+    the pools (users add their own without editing the package). A `TemplateSet` is returned
+    as it is."""
+    if isinstance(name, TemplateSet):
+        return name
+    if not isinstance(name, str):
+        raise ValueError(f"templates must be a name or 'package.module:ATTRIBUTE', got {name!r}")
+    path = NAMED_TEMPLATES.get(name, name)
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(
+            f"templates {name!r}: expected one of {sorted(NAMED_TEMPLATES)} or 'package.module:ATTRIBUTE'"
+        )
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except ImportError as exc:
+        raise ValueError(f"templates {name!r}: cannot import module {module_name!r} ({exc})") from None
+    except AttributeError:
+        raise ValueError(f"templates {name!r}: module {module_name!r} has no {attr!r}") from None
+    if not isinstance(found, TemplateSet):
+        raise ValueError(f"templates {name!r} is a {type(found).__name__}, not a TemplateSet")
+    return found

@@ -39,6 +39,7 @@ from sparkrl.config import PromptConfig, SparkConfig
 from sparkrl.recycling import Group, RecyclingConfig, Rollout, recycle
 from sparkrl.rewards import RewardRouter, ScoredRow
 from sparkrl.rows import TASK_POLICY, Example
+from sparkrl.runs import optimizer_steps_per_round
 from sparkrl.schedule import RoundState, fill_round, plan_round
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ class SparkGRPOTrainer(GRPOTrainer):
         self.recycling = RecyclingConfig(**spark.recycling)
         self.round_state = RoundState()
         self.last_recycling_stats: dict[str, Any] = {}
-        self.add_callback(StopAfterPolicySteps(self))
+        self.add_callback(StopAfterPolicySteps(self, optimizer_steps_per_round(self.args)))
 
     # -- point 1: each generation round ---------------------------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -270,13 +271,17 @@ class StopAfterPolicySteps(TrainerCallback):
 
     `max_steps` is set as an upper bound (policy rounds plus the most recycled rounds the
     schedule can add); this callback makes the policy budget, not the step count, decisive.
+    The policy round counter goes up when a round is generated, before its optimizer steps
+    run, so the run stops only at the end of a round (every `steps_per_round` steps).
     """
 
-    def __init__(self, trainer: SparkGRPOTrainer) -> None:
+    def __init__(self, trainer: SparkGRPOTrainer, steps_per_round: int) -> None:
         self.trainer = trainer
+        self.steps_per_round = steps_per_round
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if self.trainer.round_state.policy_rounds >= self.trainer.spark.policy_steps:
+        round_done = state.global_step % self.steps_per_round == 0
+        if round_done and self.trainer.round_state.policy_rounds >= self.trainer.spark.policy_steps:
             control.should_training_stop = True
         return control
 

@@ -14,38 +14,28 @@ truth, score 1.0 or 0.0. This module holds that check:
 
 Departure from the authors' checker: math-verify's own time limits use `signal.alarm`, which
 only works in the main thread, and the checker is called from the trainer, thread pools and
-worker processes alike. So math-verify always runs in a persistent worker subprocess; a
-comparison that exceeds its limit kills the worker (a fresh one replaces it) and scores 0.0
-with reason "timeout". The limit therefore holds in any thread, against any input. The
+worker processes alike. So math-verify always runs in a persistent worker subprocess
+(`sparkrl.verification_workers`); a comparison that exceeds its limit kills the worker and
+scores 0.0 with reason "timeout". The limit therefore holds in any thread, against any input,
+and for the call after a timeout too (the worker is restarted in the background). The
 authors also fall back to exact match after math-verify; here string equality comes first
 because it is cheap and the order cannot change a score.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
 import os
 import re
-import select
-import subprocess
-import sys
-import threading
-import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from sparkrl.verification_workers import math_verify_outcomes
+
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MAX_ANSWER_CHARS = 1000
-# The worker imports sympy and warms math-verify's caches once; on a loaded 2-core machine
-# that can take several seconds, and it is not charged to any comparison's limit.
-WORKER_STARTUP_S = 120.0
 
 # Named answer conventions, tried in the configured order after `\boxed{}`. Each captures
 # the rest of the line after its marker; the last non-empty occurrence in the text wins.
@@ -88,8 +78,10 @@ class Verdict:
 class VerifierConfig:
     """How answers are checked.
 
-    timeout_s: the most one math-verify comparison may take (wall clock), after which it
-        scores 0.0 with reason "timeout". The one-time worker start is not counted.
+    timeout_s: the most one math-verify comparison may take (wall clock), waiting for a worker
+        restarted after an earlier timeout included, after which it scores 0.0 with reason
+        "timeout". Only a worker's first start (once per process and concurrent caller) is
+        not counted.
     fallbacks: names from FALLBACK_PATTERNS, tried in order when there is no `\\boxed{}`.
     workers: math-verify worker processes for `verify_many` (None: one per core, at most 8).
     max_answer_chars: longer extracted answers are only compared by exact equality; nothing
@@ -125,8 +117,9 @@ def _default_workers() -> int:
 # ---------------------------------------------------------------------------------------
 # Extraction
 
-# `\boxed{`, `\box{`, `\boxed {`; escaped braces `\{ \}` are content, not grouping.
-_BRACE_TOKEN = re.compile(r"\\box(?:ed)?(?![A-Za-z])[ \t]*\{|\\[{}]|[{}]")
+# `\boxed{`, `\box{`, `\boxed {`; escaped braces `\{ \}` are content, not grouping. A run of
+# plain braces is one token, so a megabyte of `{` costs one step, not a million.
+_BRACE_TOKEN = re.compile(r"\\box(?:ed)?(?![A-Za-z])[ \t]*\{|\\[{}]|\{+|\}+")
 
 
 def last_boxed(text: str) -> str | None:
@@ -134,21 +127,44 @@ def last_boxed(text: str) -> str | None:
 
     One linear pass with a brace stack, so megabytes of unbalanced braces cost milliseconds.
     """
-    stack: list[int] = []  # content start for box openers, -1 for plain braces
+    stack: list[int] = []  # content start (>= 0) of a box opener, or -n for n plain braces
     best: tuple[int, int] | None = None
-    for token in _BRACE_TOKEN.finditer(text):
+    # Nothing after the last closing brace can close a box.
+    for token in _BRACE_TOKEN.finditer(text, 0, text.rfind("}") + 1):
         lexeme = token.group()
         if lexeme.startswith("\\box"):
             stack.append(token.end())
-        elif lexeme == "{":
-            stack.append(-1)
-        elif lexeme == "}" and stack:
-            start = stack.pop()
-            if start >= 0 and text[start : token.start()].strip():
-                best = (start, token.start())
+        elif lexeme[0] == "{":
+            if stack and stack[-1] < 0:
+                stack[-1] -= len(lexeme)
+            else:
+                stack.append(-len(lexeme))
+        elif lexeme[0] == "}":
+            best = _close(text, stack, token.start(), len(lexeme), best)
     if best is None:
         return None
     return text[best[0] : best[1]].strip()
+
+
+def _close(
+    text: str, stack: list[int], position: int, count: int, best: tuple[int, int] | None
+) -> tuple[int, int] | None:
+    """Pop `count` closing braces from `position` off the stack; the last non-empty box closed
+    (or `best` if none). Closing braces beyond the stack are stray and ignored."""
+    while count and stack:
+        top = stack[-1]
+        if top < 0:
+            used = min(count, -top)
+            stack[-1] += used
+            if stack[-1] == 0:
+                stack.pop()
+        else:
+            used = 1
+            stack.pop()
+            if text[top:position].strip():
+                best = (top, position)
+        position, count = position + used, count - used
+    return best
 
 
 def _clean_tail(captured: str) -> str:
@@ -160,12 +176,12 @@ def _clean_tail(captured: str) -> str:
 
 
 def _last_convention(text: str, pattern: re.Pattern[str]) -> str | None:
-    found = None
-    for match in pattern.finditer(text):
-        answer = _clean_tail(match.group(1))
+    # From the last occurrence back; findall keeps a flood of empty markers cheap.
+    for captured in reversed(pattern.findall(text)):
+        answer = _clean_tail(captured) if captured.strip() else ""
         if answer:
-            found = answer
-    return found
+            return answer
+    return None
 
 
 def extract_final_answer(text: str, fallbacks: Sequence[str] = DEFAULT_FALLBACKS) -> str | None:
@@ -300,224 +316,14 @@ def verify_label(
 
 
 # ---------------------------------------------------------------------------------------
-# math-verify in worker subprocesses
-
-
-def _math_verify_equal(gold: str, pred: str) -> bool:
-    """math-verify's judgement, with its signal-based limits off (the parent enforces ours)."""
-    from math_verify import parse, verify
-
-    def as_latex(answer: str) -> str:
-        return "\\boxed{" + answer.strip().strip("$").strip() + "}"
-
-    gold_parsed = parse(as_latex(gold), parsing_timeout=None)  # type: ignore[arg-type]
-    pred_parsed = parse(as_latex(pred), parsing_timeout=None)  # type: ignore[arg-type]
-    return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
-
-
-def _serve() -> None:
-    """Worker main loop: one JSON request per stdin line, one JSON reply per stdout line."""
-    import logging
-    import resource
-
-    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    os.dup2(2, 1)  # whatever the libraries print must not corrupt the protocol
-    sys.stdout = sys.stderr
-    logging.disable(logging.CRITICAL)
-    # Import sympy and run its polynomial and radical code once, so that the first timed
-    # comparison does not pay half a second of lazy imports.
-    _math_verify_equal("(x-1)(x+1)", "x^2-1")
-    _math_verify_equal("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}")
-    protocol.write("ready\n")
-    for line in sys.stdin:
-        request = json.loads(line)
-        # If the parent died while we are stuck in a C-level computation nobody would kill us;
-        # a CPU-time cap a little above the comparison's limit ends the process in any case.
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        cap = int(usage.ru_utime + usage.ru_stime + 2 * request["timeout_s"] + 10)
-        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-        resource.setrlimit(resource.RLIMIT_CPU, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
-        try:
-            reply = {"equal": _math_verify_equal(request["gold"], request["pred"])}
-        except Exception as error:  # reported as "checker-error" rather than ending the worker
-            reply = {"error": type(error).__name__}
-        protocol.write(json.dumps(reply) + "\n")
-
-
-class _Worker:
-    """One math-verify subprocess and its line protocol; at most one request in flight."""
-
-    def __init__(self) -> None:
-        package_root = str(Path(__file__).resolve().parents[1])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from sparkrl.verification import _serve; _serve()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        self.ready = False
-        self.deadline = time.monotonic() + WORKER_STARTUP_S
-        self.task: int | None = None
-        self._buffer = b""
-
-    def fileno(self) -> int:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.fileno()
-
-    def send(self, task: int, gold: str, pred: str, timeout_s: float) -> bool:
-        """Submit one comparison; False if the worker is gone."""
-        assert self.proc.stdin is not None
-        line = json.dumps({"gold": gold, "pred": pred, "timeout_s": timeout_s}) + "\n"
-        try:
-            self.proc.stdin.write(line.encode("utf-8"))
-            self.proc.stdin.flush()
-        except OSError:  # a broken pipe: the worker died while idle
-            return False
-        self.task, self.deadline = task, time.monotonic() + timeout_s
-        return True
-
-    def read_line(self) -> str | None:
-        """After select says readable: a complete line, "" at end of file, None if partial."""
-        chunk = os.read(self.fileno(), 65536)
-        if not chunk:
-            return ""
-        self._buffer += chunk
-        if b"\n" not in self._buffer:
-            return None
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode("utf-8")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            # Closing stdin flushes what a failed send left buffered into a dead pipe.
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
-
-
-class _WorkerPool:
-    """Idle workers kept between calls, because starting one (sympy import) takes seconds.
-
-    This is the module's one piece of process-wide state: a cache of subprocesses, not of
-    results. Each caller takes workers exclusively, so threads never share a pipe.
-    """
-
-    def __init__(self) -> None:
-        self._idle: list[_Worker] = []
-        self._lock = threading.Lock()
-
-    def acquire(self, count: int) -> list[_Worker]:
-        with self._lock:
-            taken, self._idle = self._idle[:count], self._idle[count:]
-        return taken + [_Worker() for _ in range(count - len(taken))]
-
-    def release(self, workers: Sequence[_Worker], keep: int) -> None:
-        # A worker with a request still in flight (the caller was interrupted) would answer
-        # the next caller's request with a stale reply: never reuse it.
-        alive = [w for w in workers if w.proc.poll() is None and w.task is None]
-        with self._lock:
-            room = max(0, keep - len(self._idle))
-            self._idle.extend(alive[:room])
-        for worker in [w for w in workers if w not in alive[:room]]:
-            worker.kill()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for worker in idle:
-            worker.kill()
-
-    def forget(self) -> None:
-        """In a forked child: the inherited workers belong to the parent; never touch them."""
-        self._idle = []
-        self._lock = threading.Lock()
-
-
-_POOL = _WorkerPool()
-atexit.register(_POOL.close)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_POOL.forget)
-
-
-def _on_reply(worker: _Worker, line: str, outcomes: list[str | None]) -> bool:
-    """Record one protocol line; False if the worker spoke out of turn."""
-    if not worker.ready:
-        worker.ready = line == "ready"
-        return worker.ready
-    if worker.task is None:
-        return False
-    reply = json.loads(line)
-    outcomes[worker.task] = "error" if "error" in reply else ("equal" if reply["equal"] else "different")
-    worker.task = None
-    return True
-
-
-def _retire(workers: list[_Worker], worker: _Worker, outcomes: list[str | None], outcome: str) -> None:
-    """Kill a timed-out or dead worker and record its task's outcome.
-
-    A worker that had started is replaced in place; one that never became ready is dropped, so
-    a broken installation ends the batch with "error" verdicts instead of restarting forever.
-    """
-    worker.kill()
-    if worker.task is not None:
-        outcomes[worker.task] = outcome
-    index = workers.index(worker)
-    if worker.ready:
-        workers[index] = _Worker()
-    else:
-        del workers[index]
-
-
-def _dispatch(workers: list[_Worker], pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[str | None]:
-    """Run every (gold, pred) comparison on the workers; one outcome per pair.
-
-    Outcomes: "equal", "different", "timeout", "error" (the worker crashed or never started).
-    `workers` is updated in place: killed workers are replaced, failed starts removed.
-    """
-    outcomes: list[str | None] = [None] * len(pairs)
-    pending = deque(range(len(pairs)))
-    while workers and (pending or any(w.task is not None for w in workers)):
-        for worker in [w for w in workers if w.ready and w.task is None]:
-            if not pending:
-                break
-            task = pending.popleft()
-            if not worker.send(task, *pairs[task], timeout_s):
-                pending.appendleft(task)  # the worker died while idle; not this answer's fault
-                _retire(workers, worker, outcomes, "error")
-        waiting = [w for w in workers if w.task is not None or not w.ready]
-        if not waiting:
-            continue
-        wait_s = max(0.0, min(w.deadline for w in waiting) - time.monotonic())
-        readable, _, _ = select.select(waiting, [], [], wait_s)
-        for worker in readable:
-            line = worker.read_line()
-            if line == "" or (line is not None and not _on_reply(worker, line, outcomes)):
-                _retire(workers, worker, outcomes, "error")
-        now = time.monotonic()
-        expired = [w for w in waiting if w in workers and (w.task is not None or not w.ready) and w.deadline <= now]
-        for worker in expired:
-            _retire(workers, worker, outcomes, "timeout" if worker.ready else "error")
-    for task in pending:
-        outcomes[task] = "error"
-    return outcomes
+# math-verify (in worker subprocesses, see sparkrl.verification_workers)
 
 
 def _math_verify_outcomes(pairs: Sequence[tuple[str, str]], config: VerifierConfig) -> list[str | None]:
-    if not pairs:
-        return []
-    count = min(config.worker_count, len(pairs))
-    workers = _POOL.acquire(count)
-    try:
-        return _dispatch(workers, pairs, config.timeout_s)
-    finally:
-        # Keep enough idle workers for concurrent single calls from a thread pool too.
-        _POOL.release(workers, keep=max(config.worker_count, _default_workers()))
+    # Keep enough idle workers for concurrent single calls from a thread pool, plus the spare.
+    keep = max(config.worker_count, _default_workers()) + 1
+    return math_verify_outcomes(pairs, config.timeout_s, config.worker_count, keep)
+
 
 
 _OUTCOME_VERDICT = {

@@ -3,10 +3,12 @@ OpenAI-compatible client against small local HTTP servers (errors, retries, time
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -126,6 +128,38 @@ def test_hf_from_pretrained_loads_a_saved_folder(tiny_model_dir):
     backend = HFBackend.from_pretrained(str(tiny_model_dir), batch_size=2)
     assert backend.describe() == {"backend": "hf", "model": str(tiny_model_dir)}
     assert len(backend.generate([chat_messages("1+1?")], SamplingParams(max_new_tokens=3))[0]) == 1
+
+
+def test_hf_with_a_processor_shows_each_prompt_its_own_image(tmp_path):
+    from PIL import Image
+
+    from sparkrl.tiny_vl.model import build_tiny_vl_model, build_vl_processor
+
+    processor = build_vl_processor()
+    build_tiny_vl_model(processor, seed=0).save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    paths = []
+    for name, colour in (("red", (215, 40, 40)), ("blue", (40, 80, 220))):
+        Image.new("RGB", (28, 28), colour).save(tmp_path / f"{name}.png")
+        paths.append(str(tmp_path / f"{name}.png"))
+    prompts = [chat_messages("How many red shapes?", images=[p]) for p in paths] + [chat_messages("How many?")]
+    backend = HFBackend.from_pretrained(str(tmp_path / "model"), batch_size=3)
+    assert backend.processor is not None
+    params = SamplingParams(max_new_tokens=3, top_logprobs=3)
+    batched = [row[0] for row in backend.generate(prompts, params)]
+    alone = [backend.generate([p], params)[0][0] for p in prompts]
+
+    def first_step(generation):
+        return sorted(generation.top_logprobs[0].values())
+
+    # one image per row, matched to its own prompt: the batch (with a text-only row) gives
+    # what each prompt gives alone, and the two images give different outputs
+    assert [g.text for g in batched] == [g.text for g in alone]
+    for together, single in zip(batched, alone):
+        assert first_step(together) == pytest.approx(first_step(single), abs=1e-4)
+    assert first_step(alone[0]) != pytest.approx(first_step(alone[1]), abs=1e-4)
+    sampled = backend.generate(prompts, SamplingParams(n=2, temperature=1.0, max_new_tokens=3))
+    assert [len(row) for row in sampled] == [2, 2, 2]
 
 
 # --------------------------------------------------------------------------- vLLM
@@ -250,11 +284,21 @@ def test_openai_roundtrip_order_payload_and_logprobs(serve):
     assert server.headers[0]["Authorization"] == "Bearer secret"
 
 
-def test_openai_concurrency_limit(serve):
-    server = serve(lambda number, request: (echo(number, request)[0], echo(number, request)[1], 0.05))
+def test_openai_concurrency_limit_is_reached_and_never_exceeded(serve):
+    gate = threading.Barrier(3, timeout=5)
+
+    def held(number: int, request: dict) -> Reply:
+        # Each request waits until three are in flight together. A client that sends fewer at
+        # once breaks the barrier (after 5 s, then at once) and fails the assertion below.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait()
+        status, payload, _ = echo(number, request)
+        return status, payload, 0.05
+
+    server = serve(held)
     out = client(server.url, max_concurrency=3).generate([chat_messages(f"q{i}") for i in range(9)], SamplingParams())
     assert [row[0].text for row in out] == [f"q{i}#0" for i in range(9)]
-    assert 1 <= server.max_in_flight <= 3
+    assert server.max_in_flight == 3 and not gate.broken
 
 
 def test_openai_retries_a_server_error_then_succeeds(serve):
@@ -283,6 +327,58 @@ def test_openai_time_limit(serve):
     with pytest.raises(BackendError, match="time limit of 0.2s"):
         client(server.url, retries=1, timeout_s=0.2).generate([chat_messages("q")], SamplingParams())
     assert len(server.calls) == 2
+
+
+@contextlib.contextmanager
+def trickling_server(gap_s: float, headers_too: bool) -> Iterator[str]:
+    """A loopback server that answers a valid chat response one byte every `gap_s` seconds
+    (status line and headers included when `headers_too`), so that no single read waits
+    long. It stops when the client hangs up or the server closes."""
+    stop = threading.Event()
+    payload = json.dumps(echo(0, {"messages": [{"content": "q"}]})[1]).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            slow = head + payload if headers_too else payload
+            try:
+                if not headers_too:
+                    self.wfile.write(head)
+                for byte in slow:
+                    if stop.wait(gap_s):
+                        return
+                    self.wfile.write(bytes([byte]))
+            except OSError:
+                pass  # the client hung up
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("headers_too", [False, True])
+def test_openai_time_limit_bounds_the_whole_request_not_each_read(headers_too):
+    with trickling_server(gap_s=0.01, headers_too=headers_too) as url:
+        # The whole answer takes 1 to 2 s, yet no read waits more than 0.01 s.
+        start = time.monotonic()
+        with pytest.raises(BackendError, match="time limit of 0.3s"):
+            client(url, retries=1, timeout_s=0.3).generate([chat_messages("q")], SamplingParams())
+        assert time.monotonic() - start < 2 * 0.3 + 0.01 + 0.5  # two attempts, the backoff, a margin
+        # Given the time, the same server's answer is read whole.
+        (row,) = client(url, retries=0, timeout_s=60).generate([chat_messages("q")], SamplingParams())
+        assert row[0].text == "q#0"
 
 
 def test_openai_connection_refused_is_reported(serve):

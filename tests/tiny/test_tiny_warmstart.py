@@ -52,6 +52,18 @@ def test_judge_replies_work_the_question_before_the_verdict(pairs: list[Supervis
         assert solution.count("\\boxed{") == 1 and verdict in ("\\boxed{Yes}", "\\boxed{No}", "\\boxed{A}", "\\boxed{B}")
 
 
+def test_judge_replies_copy_the_candidates_they_compare(pairs: list[SupervisedPair]) -> None:
+    import re
+
+    for pair in (p for p in pairs if p.task in ("pointwise", "pairwise")):
+        shown = pair.completion.split(" vs ", 1)[1].rsplit(" ", 1)[0]
+        if pair.task == "pairwise":
+            a, b = re.fullmatch(r"A: (\S+) B: (\S+)", shown).groups()
+            assert f"A: {a}" in pair.prompt and f"B: {b}" in pair.prompt
+        else:
+            assert shown in pair.prompt.split("\n")[0]
+
+
 def test_reflection_targets_are_as_right_as_policy_targets(pairs: list[SupervisedPair]) -> None:
     def right_rate(kind: str) -> float:
         chosen = [p for p in pairs if p.task == kind]

@@ -1,17 +1,53 @@
-"""`sparkrl demo`: not yet implemented (see the open issues)."""
+"""`sparkrl demo`: the embedded default, a tiny model on which policy and judge co-evolve on a CPU."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
-HELP = "(not yet implemented)"
+HELP = "run the embedded demo: warm start a tiny model, train plain GRPO and SPARK, evaluate, report"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modality", choices=("text", "image"), default="text")
+    parser.add_argument("--quick", action="store_true", help="a small version for tests (about a minute; claims not expected to hold)")
+    parser.add_argument("--ablations", action="store_true", help="also run SPARK with only pointwise, only pairwise, only reflection items")
+    parser.add_argument("--jobs", type=int, help="processes at a time (default: the number of cores, at most 4)")
+    parser.add_argument("--fresh", action="store_true", help="delete --out first instead of resuming what it holds")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("sparkrl demo: not implemented yet in this version", file=sys.stderr)
-    return 2
+    import shutil
+
+    from sparkrl.demo.pipeline import DemoConfig, run_demo
+    from sparkrl.demo.runs import RunError
+
+    options = {"jobs": args.jobs} if args.jobs else {}
+    try:
+        config = DemoConfig(out=args.out, seed=args.seed, modality=args.modality, quick=args.quick, ablations=args.ablations, **options)
+    except ValueError as err:
+        print(f"sparkrl demo: {err}", file=sys.stderr)
+        return 2
+    if args.fresh and args.out.exists():
+        shutil.rmtree(args.out)
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[demo {time.perf_counter() - started:5.0f}s] {message}", flush=True)
+
+    try:
+        summary = run_demo(config, progress)
+    except RunError as err:
+        print(f"sparkrl demo: {err}", file=sys.stderr)
+        return 1
+    for name in ("warmstart", "grpo", "spark"):
+        row = summary[name]
+        print(f"{name:10s} policy {row['policy_accuracy']:.3f}  pointwise judge {row['judge_pointwise_accuracy']:.3f}  "
+              f"pairwise judge {row['judge_pairwise_accuracy']:.3f}  self-reflection {row['self_reflection_accuracy']:.3f}")
+    for claim in summary["claims"]:
+        print(f"claim {'held' if claim['holds'] else 'NOT met'}: {claim['name']} ({claim['detail']})")
+    return 0

@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-max-new-tokens", type=int, default=256)
     parser.add_argument("--suffix", help="answer-format instruction appended to reasoning questions")
     parser.add_argument(
-        "--templates", choices=("default", "tiny"), default="default",
-        help="judge and reflection prompt pools (tiny: the compact ones of the embedded demo model)",
+        "--templates", default="default",
+        help="judge and reflection prompt pools: default, tiny (the embedded demo model's) or "
+        "package.module:ATTRIBUTE (a TemplateSet of your own)",
     )
     parser.add_argument("--limit", type=int, help="evaluate only the first N items")
     parser.add_argument("--overwrite", action="store_true", help="discard results of other settings in --out")
@@ -82,19 +83,10 @@ def build_backend(args: argparse.Namespace):
     )
 
 
-def _templates(name: str):
-    if name == "tiny":
-        from sparkrl.tiny.templates import TINY_TEMPLATES
-
-        return TINY_TEMPLATES
-    from sparkrl.templates import DEFAULT_TEMPLATES
-
-    return DEFAULT_TEMPLATES
-
-
 def build_config(args: argparse.Namespace):
     from sparkrl.evaluation import EvalConfig
     from sparkrl.inference import SamplingParams, StrategySettings
+    from sparkrl.templates import resolve_templates
 
     sampling = SamplingParams(
         n=args.n,
@@ -105,7 +97,7 @@ def build_config(args: argparse.Namespace):
     )
     settings = StrategySettings(
         sampling=sampling,
-        templates=_templates(args.templates),
+        templates=resolve_templates(args.templates),
         rounds=args.rounds,
         judge_samples=args.judge_samples,
         judge_max_new_tokens=args.judge_max_new_tokens,

@@ -29,21 +29,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-balance", action="store_true", help="no label or position balancing (the authors' selection)")
     add("--balance-kinds", action="store_true", help="also balance pointwise against pairwise counts")
     add("--kinds", default="pointwise,pairwise,reflection", help="comma-separated tasks to build")
-    add("--max-judge", type=_cap, default=32, help="cap on judge items per call, or 'none' (default: 32)")
-    add("--max-reflection", type=_cap, default=32, help="cap on reflection items, or 'none' (default: 32)")
+    # Caps left out keep RecyclingConfig's defaults: 0.5 judge and 0.5 reflection items per
+    # group (the authors' 32 + 32 per 64 prompts), no absolute cap.
+    per_group = "cap per group (floor of value x groups), or 'none'"
+    add("--judge-per-group", type=_per_group, default=argparse.SUPPRESS, help=f"judge items {per_group} (default: 0.5)")
+    add("--reflection-per-group", type=_per_group, default=argparse.SUPPRESS,
+        help=f"reflection items {per_group} (default: 0.5)")
+    add("--max-judge", type=_cap, default=argparse.SUPPRESS, help="absolute cap on judge items, or 'none' (default)")
+    add("--max-reflection", type=_cap, default=argparse.SUPPRESS,
+        help="absolute cap on reflection items, or 'none' (default)")
     add("--mixed-pointwise-prob", type=float, default=0.3, help="chance of pointwise over pairwise in mixed groups")
 
 
-def _cap(text: str) -> int | None:
+def _cap(text: str, kind: type = int) -> int | float | None:
     if text.strip().lower() == "none":
         return None
+    expected = "a non-negative integer" if kind is int else "a non-negative number"
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer or 'none', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer or 'none', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected} or 'none', got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {expected} or 'none', got {text!r}")
     return value
+
+
+def _per_group(text: str) -> float | None:
+    return _cap(text, float)
 
 
 def _field(record: dict[str, Any], name: str, kinds: tuple[type, ...], where: str) -> Any:
@@ -109,12 +121,21 @@ def run(args: argparse.Namespace) -> int:
     from sparkrl.recycling import RecyclingConfig, recycle
 
     balance = not args.no_balance
+    caps = {
+        field: getattr(args, option)
+        for option, field in (
+            ("judge_per_group", "judge_items_per_group"),
+            ("reflection_per_group", "reflection_items_per_group"),
+            ("max_judge", "max_judge_items"),
+            ("max_reflection", "max_reflection_items"),
+        )
+        if hasattr(args, option)
+    }
     try:
         config = RecyclingConfig(
             kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
             mixed_pointwise_prob=args.mixed_pointwise_prob,
-            max_judge_items=args.max_judge,
-            max_reflection_items=args.max_reflection,
+            **caps,
             balance_labels=balance,
             balance_positions=balance,
             balance_kinds=args.balance_kinds,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sparkrl.config import RunConfig
 
 HELP = "train a model with SPARK (GRPO + recycled judge/reflection items) from a YAML config"
 
@@ -28,8 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
     from sparkrl.config import ConfigError, load_config
 
     try:
@@ -38,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sparkrl train: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        return 0
+        return dry_run(config, args.config)
     from sparkrl.runs import run_training
 
     try:
@@ -48,4 +49,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"sparkrl train: {exc}", file=sys.stderr)
         return 2
     print(f"sparkrl train: finished; model in {config.output_dir}/final, metrics in {config.output_dir}/metrics.jsonl")
+    return 0
+
+
+def dry_run(config: RunConfig, path: str) -> int:
+    """Validate what can be checked without loading a model (TRL's GRPOConfig, the batch
+    arithmetic, the paths), then print the configuration."""
+    import yaml
+
+    from sparkrl.config import ConfigError
+    from sparkrl.runs import optimizer_steps_per_round, validate_run
+
+    try:
+        grpo_args = validate_run(config)
+    except ConfigError as exc:
+        print(f"sparkrl train: {path}: {exc}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    print(
+        f"# {optimizer_steps_per_round(grpo_args)} optimizer step(s) per round, at most {grpo_args.max_steps} "
+        f"in all, with {grpo_args.world_size} process(es)"
+    )
     return 0

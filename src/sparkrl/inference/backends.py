@@ -15,9 +15,13 @@ the batch layout, greedy texts do not beyond floating-point noise.
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.client
 import json
 import mimetypes
 import os
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -115,6 +119,23 @@ def image_data_url(path: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
 
 
+def decode_image_url(url: str) -> Any:
+    """The PIL image of a `data:` URL (as `image_data_url` writes them)."""
+    import io
+
+    from PIL import Image
+
+    head, sep, payload = url.partition(",")
+    if not (head.startswith("data:") and head.endswith(";base64") and sep):
+        raise BackendError(f"the hf backend takes images as base64 data URLs, got {url[:60]!r}")
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(payload)))
+        image.load()
+    except (OSError, ValueError) as err:
+        raise BackendError(f"cannot decode image data URL ({head}): {err}") from err
+    return image
+
+
 def _text_only(messages: Messages, backend: str) -> Messages:
     for message in messages:
         if not isinstance(message.get("content"), str):
@@ -126,12 +147,20 @@ def _text_only(messages: Messages, backend: str) -> Messages:
 
 
 class HFBackend:
-    """Batched `model.generate` with left padding and the tokenizer's chat template."""
+    """Batched `model.generate` with left padding and the chat template.
+
+    `tokenizer` is the model's tokenizer or, for a vision-language model, its processor (image
+    processor + tokenizer); only then may prompts hold images. Images arrive as the data URLs
+    of `chat_messages` and are decoded back to PIL images for the processor.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 8, name: str = "") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if tokenizer.chat_template is None:
+        self.processor = tokenizer if getattr(tokenizer, "image_processor", None) is not None else None
+        if self.processor is not None:
+            tokenizer = self.processor.tokenizer
+        if (self.processor or tokenizer).chat_template is None:
             raise BackendError(f"tokenizer of {name or 'the model'} has no chat template")
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -146,8 +175,14 @@ class HFBackend:
         cls, path: str, *, device: str = "cpu", dtype: str = "auto", batch_size: int = 8
     ) -> HFBackend:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+        from sparkrl.runs import is_vision_language, load_model_and_tokenizer
+
+        if is_vision_language(AutoConfig.from_pretrained(path)):
+            # The loader training uses: the right model class, and the processor with it.
+            model, processor = load_model_and_tokenizer(path, dtype)
+            return cls(model.to(device), processor, batch_size=batch_size, name=path)
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -157,30 +192,62 @@ class HFBackend:
         return {"backend": "hf", "model": self.name}
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[list[Generation]]:
-        texts = [
-            self.tokenizer.apply_chat_template(
-                _text_only(m, "hf"), tokenize=False, add_generation_prompt=True
-            )
-            for m in prompts
-        ]
+        requests = [self._render(m) for m in prompts]
         copies = 1 if params.greedy else params.n
         per_batch = max(1, self.batch_size // copies)
         out: list[list[Generation]] = []
-        for batch_index, start in enumerate(range(0, len(texts), per_batch)):
-            rows = self._generate_batch(texts[start : start + per_batch], params, copies, batch_index)
+        for batch_index, start in enumerate(range(0, len(requests), per_batch)):
+            rows = self._generate_batch(requests[start : start + per_batch], params, copies, batch_index)
             for i in range(0, len(rows), copies):
                 group = rows[i : i + copies]
                 out.append(group * params.n if params.greedy else group)
         return out
 
+    def _render(self, messages: Messages) -> tuple[str, list[Any]]:
+        """The chat-templated prompt text and the images it holds, in order."""
+        if self.processor is None:
+            messages = _text_only(messages, "hf")
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), []
+        images: list[Any] = []
+        converted = []
+        for message in messages:
+            content = message["content"]
+            if not isinstance(content, str):
+                parts = []
+                for part in content:
+                    if part.get("type") == "image_url":
+                        images.append(decode_image_url(part["image_url"]["url"]))
+                        part = {"type": "image"}
+                    parts.append(part)
+                content = parts
+            converted.append({**message, "content": content})
+        text = self.processor.apply_chat_template(converted, tokenize=False, add_generation_prompt=True)
+        return text, images
+
+    def _encode(self, requests: list[tuple[str, list[Any]]]) -> Any:
+        texts = [text for text, _ in requests]
+        if self.processor is None:
+            return self.tokenizer(
+                texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+            ).to(self.model.device)
+        images = [image for _, row in requests for image in row]
+        enc = self.processor(
+            text=texts, images=images or None, return_tensors="pt", padding=True, padding_side="left",
+            add_special_tokens=False,
+        )
+        return enc.to(device=self.model.device, dtype=self.model.dtype)  # dtype: pixel values only
+
     def _generate_batch(
-        self, texts: list[str], params: SamplingParams, copies: int, batch_index: int
+        self, requests: list[tuple[str, list[Any]]], params: SamplingParams, copies: int, batch_index: int
     ) -> list[Generation]:
         import torch
 
-        enc = self.tokenizer(
-            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-        ).to(self.model.device)
+        if self.processor is not None and copies > 1:
+            # generate() repeats pixel rows per prompt, which fits only prompts with exactly one
+            # image; repeating the prompts themselves fits any number.
+            requests = [request for request in requests for _ in range(copies)]
+            copies = 1
+        enc = self._encode(requests)
         sampling: dict[str, Any] = (
             {"do_sample": False}
             if params.greedy
@@ -307,8 +374,99 @@ class _Retryable(Exception):
     pass
 
 
+class _Deadline:
+    """A total time limit on one HTTP exchange, connection to last byte.
+
+    urllib's `timeout` bounds each socket operation, so a server that sends a byte now and
+    then would hold a request for ever. When the time is up, a watcher thread shuts down the
+    sockets of the exchange's connections (a redirect opens another), which ends any read in
+    progress; it keeps doing so until the exchange gives up, for a connection that was still
+    being opened.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Deadline:
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._watcher.join()
+
+    def handlers(self) -> list[urllib.request.BaseHandler]:
+        """urllib handlers whose connections this deadline can end."""
+        return [_DeadlineHTTPHandler(self), _DeadlineHTTPSHandler(self)]
+
+    def track(self, http_class: Any) -> Any:
+        """A factory of `http_class` connections whose sockets this deadline records.
+
+        The socket is recorded when it connects: urllib drops the connection's own reference
+        once the headers are in, while the response body is still to be read through it.
+        """
+
+        def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            connection = http_class(host, **kwargs)
+            connect = connection.connect
+
+            def connect_and_record() -> None:
+                connect()
+                with self._lock:
+                    self._sockets.append(connection.sock)
+
+            connection.connect = connect_and_record  # type: ignore[method-assign]
+            return connection
+
+        return make
+
+    def _watch(self) -> None:
+        if self._done.wait(self.seconds):
+            return
+        self.expired = True
+        while True:
+            with self._lock:
+                sockets = list(self._sockets)
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    # The plain socket's shutdown, also for TLS: it ends reads at the next
+                    # byte without tearing down the TLS state under the reading thread.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            if self._done.wait(0.05):
+                return
+
+
+def _deadline_do_open(handler: Any, http_class: Any, request: urllib.request.Request, **kwargs: Any) -> Any:
+    return urllib.request.AbstractHTTPHandler.do_open(handler, handler.deadline.track(http_class), request, **kwargs)
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    do_open = _deadline_do_open
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    do_open = _deadline_do_open
+
+
 class OpenAIBackend:
-    """Chat completions over HTTP with the standard library: threads, retries, time limits."""
+    """Chat completions over HTTP with the standard library: threads, retries, time limits.
+
+    `timeout_s` is the total time one request may take, connection to last byte (each retry
+    gets its own), not only the longest wait for a single read.
+    """
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
@@ -356,21 +514,36 @@ class OpenAIBackend:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
         started = time.monotonic()
+        with _Deadline(self.config.timeout_s) as deadline:
+            try:
+                status, data = self._exchange(request, deadline)
+            except (http.client.HTTPException, OSError) as err:  # refused connections, timeouts, cut reads
+                if deadline.expired or isinstance(err, TimeoutError) or "timed out" in str(err):
+                    raise self._time_limit_hit(started) from err
+                raise _Retryable(f"connection error: {err}") from err
+            if deadline.expired:  # a body without a length, cut short when the time was up
+                raise self._time_limit_hit(started)
+        if status >= 400:
+            detail = data.decode("utf-8", "replace")[:300]
+            if status >= 500 or status == 429:
+                raise _Retryable(f"HTTP {status}: {detail}")
+            raise BackendError(f"{self.config.url}: HTTP {status}: {detail}")
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
-                return json.loads(response.read().decode("utf-8"))
-        except urllib.error.HTTPError as err:
-            detail = err.read().decode("utf-8", "replace")[:300]
-            if err.code >= 500 or err.code == 429:
-                raise _Retryable(f"HTTP {err.code}: {detail}") from err
-            raise BackendError(f"{self.config.url}: HTTP {err.code}: {detail}") from err
-        except (TimeoutError, OSError) as err:  # URLError, refused connections, socket timeouts
-            waited = time.monotonic() - started
-            if isinstance(err, TimeoutError) or "timed out" in str(err):
-                raise _Retryable(f"time limit of {self.config.timeout_s:g}s hit ({waited:.1f}s)") from err
-            raise _Retryable(f"connection error: {err}") from err
-        except json.JSONDecodeError as err:
+            return json.loads(data.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise BackendError(f"{self.config.url}: response is not JSON: {err}") from err
+
+    def _time_limit_hit(self, started: float) -> _Retryable:
+        return _Retryable(f"time limit of {self.config.timeout_s:g}s hit ({time.monotonic() - started:.1f}s)")
+
+    def _exchange(self, request: urllib.request.Request, deadline: _Deadline) -> tuple[int, bytes]:
+        """The status and body of one HTTP exchange, under `deadline`."""
+        opener = urllib.request.build_opener(*deadline.handlers())
+        try:
+            with opener.open(request, timeout=self.config.timeout_s) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
 
 
 def parse_chat_response(response: Mapping[str, Any]) -> list[Generation]:

@@ -7,10 +7,13 @@ is that judging is learnt by SPARK's RL. So in this data
 
 - policy targets come from the imperfect teacher (`task.teacher_solution`, forgetting
   carries), so greedy accuracy stays well below 100% and RL has room;
-- every judge target is the teacher's own worked solution of the question followed by a
-  verdict drawn at random, independent of whether the candidate is correct (the worked
-  solution is there so that a judge *can* learn to compare; only the comparison is left
-  to RL);
+- every judge target is the teacher's own worked solution of the question, then the
+  candidate answer(s) copied from the prompt (`vs 127`, `vs A: 125 B: 126`), then a verdict
+  drawn at random, independent of whether any candidate is correct. The worked solution and
+  the copied candidates put everything a judge needs side by side, so that it *can* learn to
+  compare; the comparison itself is left to RL. (Without the copy, the tiny model did not
+  tie its verdict vocabulary to the prompt: it answered Yes/No to pairwise prompts 43% of
+  the time, and RL spent its steps on the format.);
 - every reflection target is a fresh teacher solution, drawn without looking at the wrong
   attempt, so it is right or wrong exactly as often as a policy target.
 
@@ -102,21 +105,31 @@ class SupervisedPair:
     correct: str
 
 
-def _verdict_pair(task: str, prompt: str, problem: Problem, rng: random.Random, carry_slip: float, labels: Sequence[str], right: str) -> SupervisedPair:
+def judge_reply(solution: str, shown: str, verdict: str) -> str:
+    """A judge's reply: its own worked solution, what it compares that with, its verdict."""
+    return f"{solution} vs {shown} \\boxed{{{verdict}}}"
+
+
+def _verdict_pair(
+    task: str, prompt: str, shown: str, problem: Problem, rng: random.Random, carry_slip: float,
+    labels: Sequence[str], right: str,
+) -> SupervisedPair:
     # The verdict is drawn on its own; `right` is never consulted to choose it.
     verdict = rng.choice(labels)
-    completion = f"{teacher_solution(problem, rng, carry_slip)} \\boxed{{{verdict}}}"
+    completion = judge_reply(teacher_solution(problem, rng, carry_slip), shown, verdict)
     return SupervisedPair(prompt, completion, task, verdict, right)
 
 
-def pointwise_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
+def pointwise_pair(
+    problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, letter_prob: float = 0.0
+) -> SupervisedPair:
     is_right = rng.random() < 0.5
     candidate = problem.answer if is_right else boxed_answer(wrong_solution(problem, rng))
-    letters = rng.random() < 0.25
+    letters = rng.random() < letter_prob
     prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
     labels = ("A", "B") if letters else ("Yes", "No")
     right = labels[0] if is_right else labels[1]
-    return _verdict_pair(TASK_POINTWISE, prompt, problem, rng, carry_slip, labels, right)
+    return _verdict_pair(TASK_POINTWISE, prompt, candidate, problem, rng, carry_slip, labels, right)
 
 
 def pairwise_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
@@ -124,7 +137,7 @@ def pairwise_pair(problem: Problem, rng: random.Random, carry_slip: float, templ
     right = rng.choice(("A", "B"))
     a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
     prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
-    return _verdict_pair(TASK_PAIRWISE, prompt, problem, rng, carry_slip, ("A", "B"), right)
+    return _verdict_pair(TASK_PAIRWISE, prompt, f"A: {a} B: {b}", problem, rng, carry_slip, ("A", "B"), right)
 
 
 def reflection_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:

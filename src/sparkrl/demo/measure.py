@@ -1,0 +1,76 @@
+"""Held-out measurements of one model folder, through `sparkrl.evaluation` (as `sparkrl eval`).
+
+Each measurement is an ordinary evaluation run written under the demo folder (one JSONL line
+per item with the model's raw outputs, resumable), so every number in the demo's report can
+be traced to the outputs behind it. Decoding is greedy throughout, as in the authors' test-time
+evaluation.
+
+- policy_accuracy: single greedy answer, held-out problems;
+- judge_pointwise_accuracy: Yes/No on held-out candidates (balanced labels);
+- judge_pairwise_accuracy: A/B on held-out pairs, each asked in both orders (a judge that
+  always answers `A` scores 50%);
+- self_reflection_accuracy: answer, self-judge, revise when the verdict is not Yes, up to 2
+  rounds; the last answer counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+METRICS = ("policy_accuracy", "judge_pointwise_accuracy", "judge_pairwise_accuracy", "self_reflection_accuracy")
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    """One model folder to measure on the held-out item sets.
+
+    items: kind ("reasoning", "pointwise", "pairwise") -> items (a list the process can pickle).
+    reflection: also run self-reflection (the costliest measurement; final models only).
+    """
+
+    model: str
+    out: str
+    items: Mapping[str, Sequence[Any]]
+    templates: str
+    max_new_tokens: int
+    reflection: bool = True
+    batch_size: int = 64
+    threads: int = 1
+
+
+def measure(job: MeasureJob) -> dict[str, float]:
+    """Run the job's evaluations; returns the metrics of `METRICS` that were measured."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from sparkrl.evaluation import EvalConfig, evaluate
+    from sparkrl.inference import HFBackend, SamplingParams, StrategySettings
+    from sparkrl.templates import resolve_templates
+
+    torch.set_num_threads(job.threads)
+    hf_logging.disable_progress_bar()
+    backend = HFBackend.from_pretrained(job.model, batch_size=job.batch_size)
+    settings = StrategySettings(
+        sampling=SamplingParams(temperature=0.0, max_new_tokens=job.max_new_tokens),
+        rounds=2,
+        judge_max_new_tokens=job.max_new_tokens,
+        templates=resolve_templates(job.templates),
+    )
+
+    def run(kind: str, strategies: tuple[str, ...]) -> dict[str, Any]:
+        config = EvalConfig(kind=kind, strategies=strategies, settings=settings, suffix="", chunk_size=256,
+                            show_progress=False)
+        return evaluate(job.items[kind], backend, config, Path(job.out) / kind)["strategies"]
+
+    reasoning = run("reasoning", ("single", "reflection") if job.reflection else ("single",))
+    results = {
+        "policy_accuracy": reasoning["single"]["accuracy"],
+        "judge_pointwise_accuracy": run("pointwise", ("single",))["single"]["accuracy"],
+        "judge_pairwise_accuracy": run("pairwise", ("single",))["single"]["accuracy"],
+    }
+    if job.reflection:
+        results["self_reflection_accuracy"] = reasoning["reflection"]["accuracy"]
+    return results

@@ -1,0 +1,181 @@
+"""The demo's RL runs: one `sparkrl train` configuration each, launched side by side.
+
+Every run is the public command (`python -m sparkrl train --config FILE`) on the same
+warm-started model with the same policy-step budget and GRPO settings; runs differ only in
+their `spark` section (plain GRPO is `schedule: off`). Each run gets one thread and its own
+process, so on a 2-core machine plain GRPO and SPARK train at the same time.
+
+A run that finished earlier (its `final/` folder exists) is not trained again, and a run that
+was interrupted resumes from its newest checkpoint, so re-running the demo never loses work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Progress = Callable[[str], None]
+
+# Ablations: SPARK with a single kind of recycled item.
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "spark-pointwise": ("pointwise",),
+    "spark-pairwise": ("pairwise",),
+    "spark-reflection": ("reflection",),
+}
+
+
+class RunError(RuntimeError):
+    """A training run failed; the message names its log file."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One RL run of the demo."""
+
+    name: str
+    spark: Mapping[str, Any]
+    folder: Path
+    curve_points: int
+
+    @property
+    def final(self) -> Path:
+        return self.folder / "final"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "train.log"
+
+
+def run_specs(
+    root: Path, policy_steps: int, curve_points: int, ablations: bool, recycling: Mapping[str, Any], pool_capacity: int | None
+) -> list[RunSpec]:
+    """Plain GRPO, SPARK, and (optionally) the single-kind ablations."""
+    base = {"policy_steps": policy_steps, "recycling": dict(recycling), "pool_capacity": pool_capacity}
+    specs = [
+        RunSpec("grpo", {**base, "schedule": "off"}, root / "grpo", curve_points),
+        RunSpec("spark", {**base, "schedule": "alternate"}, root / "spark", curve_points),
+    ]
+    if ablations:
+        for name, kinds in ABLATIONS.items():
+            spark = {**base, "schedule": "alternate", "recycling": {**recycling, "kinds": list(kinds)}}
+            specs.append(RunSpec(name, spark, root / name, curve_points))
+    return specs
+
+
+def write_config(spec: RunSpec, model: Path, train: Path, seed: int, templates: str, grpo: Mapping[str, Any]) -> Path:
+    """The YAML configuration `sparkrl train` reads for this run; returns its path."""
+    policy_steps = int(spec.spark["policy_steps"])
+    rounds = policy_steps * (1 if spec.spark["schedule"] == "off" else 2)
+    config = {
+        "model": {"path": str(model)},
+        "data": {"train": str(train)},
+        "output_dir": str(spec.folder),
+        "seed": seed,
+        "prompt": {"suffix": ""},  # the tiny model pays for every token; its task needs no instruction
+        "spark": {**spec.spark, "recycling": {**spec.spark["recycling"], "templates": templates}},
+        "grpo": {
+            **grpo,
+            "logging_steps": 1,
+            "save_strategy": "steps",
+            "save_steps": max(1, rounds // spec.curve_points),
+            "report_to": [],
+            "use_cpu": True,
+            "disable_tqdm": True,
+        },
+    }
+    spec.folder.mkdir(parents=True, exist_ok=True)
+    path = spec.folder / "demo-config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@dataclass
+class _Running:
+    spec: RunSpec
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.perf_counter)
+
+
+def train_all(specs: Sequence[RunSpec], configs: Mapping[str, Path], jobs: int, progress: Progress, every_s: float = 15.0) -> dict[str, float]:
+    """Train every run not finished yet, `jobs` at a time; returns wall seconds per run."""
+    waiting = [s for s in specs if not s.final.is_dir()]
+    for spec in specs:
+        if spec.final.is_dir():
+            progress(f"{spec.name}: already trained ({spec.final})")
+    running: list[_Running] = []
+    seconds: dict[str, float] = {}
+    last_report = 0.0
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            spec = waiting.pop(0)
+            running.append(_Running(spec, _launch(spec, configs[spec.name])))
+            progress(f"{spec.name}: training started (log: {spec.log})")
+        time.sleep(0.5)
+        for job in [j for j in running if j.process.poll() is not None]:
+            running.remove(job)
+            if job.process.returncode != 0:
+                for other in running:
+                    other.process.terminate()
+                raise RunError(f"{job.spec.name}: training failed (exit {job.process.returncode}); see {job.spec.log}")
+            seconds[job.spec.name] = time.perf_counter() - job.started
+            progress(f"{job.spec.name}: finished in {seconds[job.spec.name]:.0f}s")
+        if running and time.perf_counter() - last_report >= every_s:
+            last_report = time.perf_counter()
+            progress(" | ".join(describe_progress(j.spec) for j in running))
+    return seconds
+
+
+def _launch(spec: RunSpec, config: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "sparkrl", "train", "--config", str(config)]
+    if any(spec.folder.glob("checkpoint-*")):
+        command.append("--resume")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log = spec.log.open("ab")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def read_metrics(folder: Path) -> list[dict[str, Any]]:
+    """The run's logged steps (`metrics.jsonl`); a line being written is skipped."""
+    path = folder / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def describe_progress(spec: RunSpec) -> str:
+    """One short status: policy steps done, last policy reward, last judge accuracy."""
+    rows = [r for r in read_metrics(spec.folder) if "spark/policy_rounds" in r or "spark/policy_reward" in r]
+    if not rows:
+        return f"{spec.name}: starting"
+    done = max(int(r.get("spark/policy_rounds", 0)) for r in rows)
+    parts = [f"{spec.name}: policy step {done}/{spec.spark['policy_steps']}"]
+    for key, label in (("spark/policy_reward", "reward"), ("spark/pairwise_accuracy", "pairwise"), ("spark/pointwise_accuracy", "pointwise")):
+        values = [r[key] for r in rows if key in r]
+        if values:
+            parts.append(f"{label} {values[-1]:.2f}")
+    return " ".join(parts)
+
+
+def checkpoints(spec: RunSpec) -> list[tuple[int, Path]]:
+    """(policy steps trained, folder) of each saved checkpoint, in order."""
+    found = []
+    for folder in spec.folder.glob("checkpoint-*"):
+        state = folder / "sparkrl_state.json"
+        if state.exists():
+            found.append((int(json.loads(state.read_text())["policy_rounds"]), folder))
+    return sorted(found)

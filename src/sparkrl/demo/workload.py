@@ -1,0 +1,143 @@
+"""What a modality gives the demo: a warm-started model, training data, held-out items, settings.
+
+The demo pipeline (`sparkrl.demo.pipeline`) is the same for text and images; a `Workload`
+supplies the parts that differ. `TextWorkload` is the embedded column-addition task of
+`sparkrl.tiny`; `sparkrl.tiny_vl.workload.ImageWorkload` is its image counterpart.
+
+Held-out judge items are built from the task's own correct and plausibly wrong solutions,
+never from answers of a model being evaluated, and their labels are exactly balanced, so a
+judge that always gives one verdict scores 50%.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sparkrl.benchmarks import PairwiseItem, PointwiseItem
+from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
+
+Progress = Callable[[str], None]
+
+
+class Workload(Protocol):
+    """The modality-specific parts of the demo."""
+
+    name: str  # "text" or "image"
+    templates: str  # judge/reflection template set, as `sparkrl.templates.resolve_templates` reads it
+    policy_steps: int  # policy-step budget of each RL run
+
+    def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
+        """Build the tiny model from scratch, warm-start it and save it (with its tokenizer or
+        processor) as a Hugging Face folder; return a JSON-able report."""
+        ...
+
+    def write_train_data(self, folder: Path, n: int, seed: int) -> Path:
+        """Write `n` train-split policy rows under `folder`; return the file `sparkrl train` reads."""
+        ...
+
+    def reasoning_items(self, folder: Path, n: int, seed: int) -> list[Example]:
+        """`n` held-out (test-split) problems."""
+        ...
+
+    def judge_items(self, folder: Path, kind: str, n: int, seed: int) -> list[PointwiseItem] | list[PairwiseItem]:
+        """`n` held-out judge items of `kind` with exactly balanced labels."""
+        ...
+
+    def grpo_settings(self) -> dict[str, Any]:
+        """TRL `GRPOConfig` fields of this workload's RL runs."""
+        ...
+
+
+@dataclass(frozen=True)
+class TextWorkload:
+    """The embedded text task: column addition solved by a tiny Llama (see docs/tiny.md).
+
+    quick: a smaller warm start and fewer RL steps, for tests (the claims are not expected to
+    hold then).
+    """
+
+    quick: bool = False
+    size: str = "micro"
+    digits: int = 2
+    carry_slip: float = 0.5
+    name: str = field(default="text", init=False)
+    templates: str = field(default="tiny", init=False)
+
+    @property
+    def policy_steps(self) -> int:
+        return 4 if self.quick else 40
+
+    def _task(self) -> Any:
+        from sparkrl.tiny.task import TaskConfig
+
+        return TaskConfig(digits=self.digits, carry_slip=self.carry_slip)
+
+    def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
+        import torch
+
+        from sparkrl.tiny import WarmStartConfig, WarmStartData, build_pairs, build_tiny_model, build_tokenizer, warm_start
+        from sparkrl.tiny.model import parameter_count
+
+        torch.manual_seed(seed)
+        data = WarmStartData(policy=600, pointwise=150, pairwise=150, reflection=150) if self.quick else WarmStartData()
+        steps = WarmStartConfig(steps=60 if self.quick else WarmStartConfig.steps, log_every=20 if self.quick else 100)
+        started = time.perf_counter()
+        tokenizer = build_tokenizer()
+        model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size)
+        report = warm_start(model, tokenizer, build_pairs(self._task(), data, seed), steps, seed, progress=progress)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return {
+            **asdict(report),
+            "seconds_with_data": time.perf_counter() - started,
+            "parameters": parameter_count(model),
+            "size": "nano" if self.quick else self.size,
+        }
+
+    def write_train_data(self, folder: Path, n: int, seed: int) -> Path:
+        from sparkrl.data import examples_to_jsonl
+        from sparkrl.tiny.task import generate_examples, split_capacity
+
+        path = folder / "train.jsonl"
+        task = self._task()
+        examples_to_jsonl(generate_examples(task, "train", min(n, split_capacity(task, "train")), seed), path)
+        return path
+
+    def reasoning_items(self, folder: Path, n: int, seed: int) -> list[Example]:
+        from sparkrl.tiny.task import generate_examples
+
+        return generate_examples(self._task(), "test", n, seed)
+
+    def judge_items(self, folder: Path, kind: str, n: int, seed: int) -> list[PointwiseItem] | list[PairwiseItem]:
+        from sparkrl.tiny.task import correct_solution, generate_problems, wrong_solution
+
+        if kind not in (TASK_POINTWISE, TASK_PAIRWISE):
+            raise ValueError(f"kind must be {TASK_POINTWISE!r} or {TASK_PAIRWISE!r}, got {kind!r}")
+        rng = random.Random(f"demo-judge/{kind}/{seed}")
+        items: list[Any] = []
+        for index, problem in enumerate(generate_problems(self._task(), "test", n, seed)):
+            right, wrong = correct_solution(problem), wrong_solution(problem, rng)
+            first = index % 2 == 0  # exactly balanced labels
+            if kind == TASK_POINTWISE:
+                items.append(PointwiseItem(problem.question, right if first else wrong, "Yes" if first else "No"))
+            else:
+                a, b = (right, wrong) if first else (wrong, right)
+                items.append(PairwiseItem(problem.question, a, b, "A" if first else "B"))
+        return items
+
+    def grpo_settings(self) -> dict[str, Any]:
+        prompts = 4 if self.quick else 16
+        return {
+            "num_generations": 8,
+            "per_device_train_batch_size": 8 * prompts,
+            "max_completion_length": 48,
+            "learning_rate": 3e-4,
+            "lr_scheduler_type": "constant",
+            "beta": 0.0,
+            "temperature": 1.0,
+        }

@@ -1,0 +1,87 @@
+"""The embedded demo: its claim checks (pure) and one quick run through the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sparkrl.demo.claims import check_claims
+from sparkrl.demo.measure import METRICS
+
+
+def _row(policy: float, pointwise: float, pairwise: float, reflection: float) -> dict[str, float]:
+    return dict(zip(METRICS, (policy, pointwise, pairwise, reflection)))
+
+
+def test_claims_hold_only_when_the_numbers_say_so():
+    good = {"grpo": _row(0.90, 0.5, 0.52, 0.90), "spark": _row(0.92, 0.8, 0.95, 0.93)}
+    assert all(c.holds for c in check_claims(good))
+    bad = {"grpo": _row(0.95, 0.5, 0.80, 0.95), "spark": _row(0.92, 0.5, 0.50, 0.90)}
+    held = {c.name: c.holds for c in check_claims(bad)}
+    assert list(held.values()) == [False, False, False, False]
+    assert "50.0%" in check_claims(bad)[0].detail
+
+
+def test_image_claims_compare_spark_with_grpo():
+    summary = {"modality": "image", "grpo": _row(0.9, 0.5, 0.50, 0.9), "spark": _row(0.9, 0.5, 0.55, 0.9)}
+    first = check_claims(summary)[0]
+    assert first.holds and "GRPO" in first.name
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--out", str(out), "--jobs", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_quick_demo_writes_summary_report_plots_and_models(quick_demo: tuple[Path, str]) -> None:
+    out, stdout = quick_demo
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("warmstart", "grpo", "spark"):
+        assert set(METRICS) <= set(summary[name])
+        assert all(0.0 <= summary[name][m] <= 1.0 for m in METRICS)
+        assert (out / "models" / name / "config.json").exists()
+    assert summary["seed"] == 0 and summary["wall_seconds"] > 0
+    assert [c["name"] for c in summary["claims"]] == [c.name for c in check_claims(summary)]
+    report = (out / "report.md").read_text()
+    assert "The claims, checked on this run" in report and "| spark |" in report
+    for png in ("curves.png", "final.png", "training.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # progress is shown throughout, and every run logged per-step metrics
+    assert "warm start step" in stdout and "evaluated spark" in stdout
+    assert (out / "runs" / "spark" / "metrics.jsonl").stat().st_size > 0
+    # the curves start at the warm start and end at the final policy step
+    steps = [p["policy_step"] for p in summary["curves"]["spark"]]
+    assert steps[0] == 0 and steps[-1] == summary["policy_steps"]
+
+
+def test_rerunning_the_demo_resumes_instead_of_retraining(quick_demo: tuple[Path, str]) -> None:
+    out, _ = quick_demo
+    before = json.loads((out / "summary.json").read_text())
+    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--out", str(out), "--jobs", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "warm start: already done" in result.stdout
+    assert "grpo: already trained" in result.stdout and "spark: already trained" in result.stdout
+    after = json.loads((out / "summary.json").read_text())
+    for name in ("warmstart", "grpo", "spark"):
+        assert after[name] == before[name]  # the same models, the same finished evaluations
+
+
+def test_demo_models_are_accepted_by_sparkrl_eval(quick_demo: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = quick_demo
+    command = [
+        sys.executable, "-m", "sparkrl", "eval", "reasoning", "--model", str(out / "models" / "spark"),
+        "--data", str(out / "data" / "train.jsonl"), "--out", str(tmp_path / "eval"), "--limit", "4",
+        "--templates", "tiny", "--suffix", "", "--max-new-tokens", "48",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["strategies"]["single"]["n"] == 4

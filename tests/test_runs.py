@@ -1,0 +1,62 @@
+"""Building a run without a model: TRL's GRPOConfig and the batch arithmetic sparkrl derives."""
+
+from pathlib import Path
+
+import pytest
+
+from sparkrl.config import ConfigError, config_from_mapping, load_config
+from sparkrl.runs import build_grpo_args, optimizer_steps_per_round
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(tmp_path, **grpo):
+    return config_from_mapping({
+        "model": {"path": "m"},
+        "data": {"train": "t.jsonl"},
+        "output_dir": str(tmp_path / "run"),
+        "spark": {"policy_steps": 3},
+        "grpo": {"num_generations": 4, "per_device_train_batch_size": 8, "use_cpu": True, **grpo},
+    })
+
+
+def test_max_steps_counts_every_optimizer_step_of_every_round(tmp_path):
+    args = build_grpo_args(_config(tmp_path, steps_per_generation=4, gradient_accumulation_steps=2, save_steps=4))
+    assert optimizer_steps_per_round(args) == 2
+    assert args.max_steps == 3 * 2 * 2  # alternate: up to one recycled round per policy round
+
+
+@pytest.mark.parametrize(
+    "grpo, suggestion",
+    [
+        ({"steps_per_generation": 2, "save_steps": 3}, 4),
+        ({"steps_per_generation": 4, "gradient_accumulation_steps": 2, "save_steps": 7}, 8),
+        ({"generation_batch_size": 24, "save_steps": 1}, 3),
+        ({"steps_per_generation": 2, "num_iterations": 2, "save_steps": 0.2}, 4),  # a share: 5 of 24 steps
+    ],
+)
+def test_checkpoints_inside_a_round_are_rejected(tmp_path, grpo, suggestion):
+    with pytest.raises(ConfigError, match=r"grpo\.save_steps") as error:
+        build_grpo_args(_config(tmp_path, **grpo))
+    message = str(error.value)
+    assert f"e.g. grpo.save_steps={suggestion}" in message
+    assert "grpo.steps_per_generation" in message and "1 process(es)" in message
+
+
+@pytest.mark.parametrize(
+    "grpo",
+    [
+        {"steps_per_generation": 2, "save_steps": 4},
+        {"steps_per_generation": 2, "save_steps": 3, "save_strategy": "no"},
+        {"steps_per_generation": 2, "num_iterations": 2, "save_steps": 0.5},  # a share: 12 of 24 steps
+    ],
+)
+def test_checkpoints_between_rounds_are_accepted(tmp_path, grpo):
+    build_grpo_args(_config(tmp_path, **grpo))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_checkpoint_between_rounds(path):
+    # use_cpu: this machine has no GPU, and TRL rejects bf16 without one.
+    args = build_grpo_args(load_config(path, ["grpo.use_cpu=true"]))
+    assert args.save_steps % optimizer_steps_per_round(args) == 0
