@@ -60,3 +60,29 @@ def test_example_configs_checkpoint_between_rounds(path):
     # use_cpu: this machine has no GPU, and TRL rejects bf16 without one.
     args = build_grpo_args(load_config(path, ["grpo.use_cpu=true"]))
     assert args.save_steps % optimizer_steps_per_round(args) == 0
+
+
+def test_freeze_stops_gradients_for_named_prefixes_only(tiny_model_and_tokenizer):
+    import copy
+
+    from sparkrl.runs import freeze_parameters
+
+    model = copy.deepcopy(tiny_model_and_tokenizer[0])
+    frozen = freeze_parameters(model, ["model.embed_tokens", "model.layers.0."])
+    names = {name: p.requires_grad for name, p in model.named_parameters()}
+    assert frozen > 0
+    assert not any(v for k, v in names.items() if k.startswith(("model.embed_tokens", "model.layers.0.")))
+    assert any(v for k, v in names.items() if k.startswith("model.layers.1."))
+    with pytest.raises(ConfigError, match="no parameter name starts with 'model.vision_tower'"):
+        freeze_parameters(model, ["model.vision_tower"])
+
+
+@pytest.mark.parametrize("value", ["model.vision_tower", [""], [3]])
+def test_bad_freeze_lists_are_rejected(value):
+    with pytest.raises(ConfigError, match="model.freeze"):
+        config_from_mapping({"model": {"path": "m", "freeze": value}, "data": {"train": "t"}})
+
+
+def test_freeze_list_from_yaml_is_a_tuple():
+    config = config_from_mapping({"model": {"path": "m", "freeze": ["model.vision_tower"]}, "data": {"train": "t"}})
+    assert config.model.freeze == ("model.vision_tower",)

@@ -60,10 +60,17 @@ class ModelConfig:
     path: str = ""  # a local folder (Hugging Face format); nothing is downloaded
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
+    # Parameter-name prefixes kept frozen during RL (e.g. `model.vision_tower` to train only the
+    # language side of a vision-language model, a common choice for VLM RL).
+    freeze: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.path:
             raise ConfigError("model.path is required: a local model folder")
+        freeze = self.freeze
+        if isinstance(freeze, str) or not isinstance(freeze, Sequence) or not all(isinstance(p, str) and p for p in freeze):
+            raise ConfigError(f"model.freeze: expected a list of parameter-name prefixes, got {freeze!r}")
+        object.__setattr__(self, "freeze", tuple(freeze))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,9 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
         model, tokenizer = load_model_and_tokenizer(
             config.model.path, config.model.dtype, config.model.trust_remote_code
         )
+    if config.model.freeze:
+        frozen = freeze_parameters(model, config.model.freeze)
+        print(f"[sparkrl] model.freeze: {frozen} parameters frozen ({', '.join(config.model.freeze)})")
     router = RewardRouter(timeout_s=config.rewards.timeout_s, extra=config.rewards.verifiers)
     trainer = SparkGRPOTrainer(
         model=model,
@@ -189,6 +193,23 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
     )
     trainer.add_callback(MetricsFile(Path(config.output_dir) / "metrics.jsonl"))
     return trainer
+
+
+def freeze_parameters(model: Any, prefixes: Sequence[str]) -> int:
+    """Stop gradients for every parameter whose name starts with one of `prefixes`; returns
+    how many parameters (elements) were frozen. A prefix that names nothing is an error, so a
+    typo cannot silently train the part it meant to freeze."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name in names):
+            tops = sorted({name.rsplit(".", 2)[0] for name in names})[:12]
+            raise ConfigError(f"model.freeze: no parameter name starts with {prefix!r}; some modules are {tops}")
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        if name.startswith(tuple(prefixes)):
+            parameter.requires_grad_(False)
+            frozen += parameter.numel()
+    return frozen
 
 
 def save_run_config(config: RunConfig) -> Path:

@@ -35,7 +35,7 @@ def test_image_claims_compare_spark_with_grpo():
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "out"
-    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--out", str(out), "--jobs", "2"]
+    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--ablations", "--out", str(out), "--jobs", "2"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
@@ -65,7 +65,7 @@ def test_quick_demo_writes_summary_report_plots_and_models(quick_demo: tuple[Pat
 def test_rerunning_the_demo_resumes_instead_of_retraining(quick_demo: tuple[Path, str]) -> None:
     out, _ = quick_demo
     before = json.loads((out / "summary.json").read_text())
-    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--out", str(out), "--jobs", "2"]
+    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--ablations", "--out", str(out), "--jobs", "2"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warm start: already done" in result.stdout
@@ -85,3 +85,40 @@ def test_demo_models_are_accepted_by_sparkrl_eval(quick_demo: tuple[Path, str], 
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["strategies"]["single"]["n"] == 4
+
+
+def test_self_judging_strategies_run_on_the_demo_model(quick_demo: tuple[Path, str], tmp_path: Path) -> None:
+    # The quick warm start writes real verdicts, so self-reflection and self-judged best-of-N
+    # exercise the judge end to end (token probabilities of `Yes` included).
+    out, _ = quick_demo
+    command = [
+        sys.executable, "-m", "sparkrl", "eval", "reasoning", "--model", str(out / "models" / "spark"),
+        "--data", str(out / "data" / "train.jsonl"), "--out", str(tmp_path / "eval"), "--limit", "6",
+        "--templates", "tiny", "--suffix", "", "--max-new-tokens", "48", "--judge-max-new-tokens", "48",
+        "--strategy", "reflection", "--strategy", "best_of_n", "--n", "2", "--temperature", "1.0",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert set(summary["strategies"]) == {"reflection", "best_of_n"}
+    rounds = [r for line in (tmp_path / "eval" / "reflection.jsonl").read_text().splitlines()
+              for probe in json.loads(line)["probes"] for r in probe["rounds"]]
+    assert rounds and any(r["verdict"] in ("Yes", "No") for r in rounds)
+    candidates = [c for line in (tmp_path / "eval" / "best_of_n.jsonl").read_text().splitlines()
+                  for probe in json.loads(line)["probes"] for c in probe["candidates"]]
+    assert len(candidates) == 12 and all(c["score"] is not None for c in candidates)
+
+
+def test_ablations_train_on_one_kind_of_recycled_item_each(quick_demo: tuple[Path, str]) -> None:
+    out, _ = quick_demo
+    summary = json.loads((out / "summary.json").read_text())
+    report = (out / "report.md").read_text()
+    for kind in ("pointwise", "pairwise", "reflection"):
+        name = f"spark-{kind}"
+        assert set(METRICS) <= set(summary[name]) and f"| {name} |" in report
+        rows = [json.loads(line) for line in (out / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        others = {"pointwise", "pairwise", "reflection"} - {kind}
+        assert all(row.get(f"spark/share_{other}", 0) == 0 for row in rows for other in others)
+    # the full SPARK run trained on more than one kind
+    rows = [json.loads(line) for line in (out / "runs" / "spark" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(any(row.get(f"spark/share_{k}", 0) > 0 for row in rows) for k in ("pointwise", "pairwise", "reflection")) >= 2

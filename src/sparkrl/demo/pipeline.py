@@ -88,7 +88,7 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
 
     specs = run_specs(out / "runs", workload.policy_steps, config.curve_points, config.ablations, DEMO_RECYCLING, POOL_CAPACITY)
     grpo = workload.grpo_settings()
-    configs = {spec.name: write_config(spec, warm, train, config.seed, workload.templates, grpo) for spec in specs}
+    configs = {spec.name: write_config(spec, warm, train, config.seed, workload.templates, grpo, workload.frozen) for spec in specs}
     progress(f"RL: {', '.join(s.name for s in specs)}; {workload.policy_steps} policy steps each, {config.jobs} at a time")
     train_seconds = train_all(specs, configs, config.jobs, progress)
 

@@ -71,12 +71,14 @@ def run_specs(
     return specs
 
 
-def write_config(spec: RunSpec, model: Path, train: Path, seed: int, templates: str, grpo: Mapping[str, Any]) -> Path:
+def write_config(
+    spec: RunSpec, model: Path, train: Path, seed: int, templates: str, grpo: Mapping[str, Any], freeze: Sequence[str] = ()
+) -> Path:
     """The YAML configuration `sparkrl train` reads for this run; returns its path."""
     policy_steps = int(spec.spark["policy_steps"])
     rounds = policy_steps * (1 if spec.spark["schedule"] == "off" else 2)
     config = {
-        "model": {"path": str(model)},
+        "model": {"path": str(model), "freeze": list(freeze)},
         "data": {"train": str(train)},
         "output_dir": str(spec.folder),
         "seed": seed,

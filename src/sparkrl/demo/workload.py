@@ -30,6 +30,7 @@ class Workload(Protocol):
     name: str  # "text" or "image"
     templates: str  # judge/reflection template set, as `sparkrl.templates.resolve_templates` reads it
     policy_steps: int  # policy-step budget of each RL run
+    frozen: tuple[str, ...]  # parameter-name prefixes RL leaves alone (`model.freeze`)
 
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
         """Build the tiny model from scratch, warm-start it and save it (with its tokenizer or
@@ -67,6 +68,7 @@ class TextWorkload:
     carry_slip: float = 0.5
     name: str = field(default="text", init=False)
     templates: str = field(default="tiny", init=False)
+    frozen: tuple[str, ...] = field(default=(), init=False)
 
     @property
     def policy_steps(self) -> int:
@@ -85,7 +87,7 @@ class TextWorkload:
 
         torch.manual_seed(seed)
         data = WarmStartData(policy=600, pointwise=150, pairwise=150, reflection=150) if self.quick else WarmStartData()
-        steps = WarmStartConfig(steps=60 if self.quick else WarmStartConfig.steps, log_every=20 if self.quick else 100)
+        steps = WarmStartConfig(steps=250 if self.quick else WarmStartConfig.steps, log_every=50 if self.quick else 100)
         started = time.perf_counter()
         tokenizer = build_tokenizer()
         model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size)

@@ -4,8 +4,8 @@ Same design as `sparkrl.tiny.warmstart` (see docs/tiny.md): the model learns the
 format and what judge and reflection replies look like, but nothing about judging.
 
 - policy targets come from the imperfect teacher (`task.teacher_solution`, miscounting cells);
-- a judge target is the teacher's own worked count followed by a verdict drawn at random,
-  independently of whether the candidate is right;
+- a judge target is the teacher's own worked count, the candidate(s) copied from the prompt,
+  then a verdict drawn at random, independently of whether the candidate is right;
 - a reflection target is a fresh teacher solution that never looks at the wrong attempt.
 
 Every prompt carries the problem's image (rendered in memory; no files) before its text, as
@@ -29,7 +29,7 @@ from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLEC
 from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt, reflection_prompt
 from sparkrl.tiny.task import boxed_answer
 from sparkrl.tiny.templates import TINY_TEMPLATES
-from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, WarmStartData, length_bucketed_batches
+from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, WarmStartData, judge_reply, length_bucketed_batches
 from sparkrl.tiny_vl.task import (
     ShapeProblem,
     ShapeTaskConfig,
@@ -49,10 +49,11 @@ class ImagePair:
     problem: ShapeProblem
 
 
-def _judge_pair(task: str, prompt: str, problem: ShapeProblem, rng: random.Random, slip: float,
+def _judge_pair(task: str, prompt: str, shown: str, problem: ShapeProblem, rng: random.Random, slip: float,
                 labels: Sequence[str], right: str) -> SupervisedPair:
     verdict = rng.choice(labels)  # drawn on its own: `right` is never consulted
-    completion = f"{teacher_solution(problem, rng, slip)} \\boxed{{{verdict}}}"
+    # As in the text task: worked count, the candidates copied from the prompt, then the verdict.
+    completion = judge_reply(teacher_solution(problem, rng, slip), shown, verdict)
     return SupervisedPair(prompt, completion, task, verdict, right)
 
 
@@ -64,16 +65,15 @@ def make_pair(kind: str, problem: ShapeProblem, rng: random.Random, slip: float,
     if kind == TASK_POINTWISE:
         is_right = rng.random() < 0.5
         candidate = problem.answer if is_right else boxed_answer(wrong_solution(problem, rng))
-        letters = rng.random() < 0.25
-        prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
-        labels = ("A", "B") if letters else ("Yes", "No")
-        return _judge_pair(kind, prompt, problem, rng, slip, labels, labels[0] if is_right else labels[1])
+        # Yes/No only: the demo's recycling does not use the option-letter variant either.
+        prompt = pointwise_prompt(problem.question, candidate, rng, templates=templates)
+        return _judge_pair(kind, prompt, candidate, problem, rng, slip, ("Yes", "No"), "Yes" if is_right else "No")
     if kind == TASK_PAIRWISE:
         wrong = boxed_answer(wrong_solution(problem, rng))
         right = rng.choice(("A", "B"))
         a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
         prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
-        return _judge_pair(kind, prompt, problem, rng, slip, ("A", "B"), right)
+        return _judge_pair(kind, prompt, f"A: {a} B: {b}", problem, rng, slip, ("A", "B"), right)
     if kind == TASK_REFLECTION:
         attempt = wrong_solution(problem, rng)
         mode = rng.choice(("cot", "answer"))

@@ -1,0 +1,82 @@
+"""Can the warm-started tiny model learn to judge at all, given labelled verdicts?
+
+A diagnostic, not part of the demo. It asks how hard the judging skill is for the tiny model,
+by the easiest route there is: supervised fine-tuning on pairwise judge replies whose worked
+solution is always right and whose verdict is always right (the letter of the candidate that
+equals the worked answer). RL, which sees a noisy reward per sample instead of the label, needs
+at least as many items as this. The demo's warm start never sees such data (its verdicts are
+random); this script only starts from the demo's warm-started model.
+
+    python bench/probe_judge_learning.py --model runs/demo-seed0/models/warmstart
+
+Prints, after every block of supervised steps, the held-out pairwise accuracy (greedy, the
+demo's 200 balanced items, chance 50%) and the share of replies that copied both candidates
+correctly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sparkrl.templates import pairwise_prompt
+from sparkrl.tiny.measure import complete
+from sparkrl.tiny.task import TaskConfig, correct_solution, generate_problems, judge_examples, wrong_answer
+from sparkrl.tiny.templates import TINY_TEMPLATES
+from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, judge_reply, warm_start
+
+
+def labelled_pairs(task: TaskConfig, n: int, seed: int) -> list[SupervisedPair]:
+    rng = random.Random(f"probe-judge/{seed}")
+    pairs = []
+    for problem in generate_problems(task, "train", n, seed):
+        wrong, right = wrong_answer(problem, rng), rng.choice("AB")
+        a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
+        prompt = pairwise_prompt(problem.question, a, b, rng, templates=TINY_TEMPLATES)
+        reply = judge_reply(correct_solution(problem), f"A: {a} B: {b}", right)
+        pairs.append(SupervisedPair(prompt, reply, "pairwise", right, right))
+    return pairs
+
+
+def held_out_scores(model, tokenizer, task: TaskConfig) -> tuple[float, float]:
+    rows = judge_examples(task, "test", 200, 0, "pairwise", TINY_TEMPLATES)
+    replies = [r[0] for r in complete(model, tokenizer, [row.question for row in rows], max_new_tokens=48)]
+    right = sum(reply.rstrip().endswith(f"\\boxed{{{row.answer}}}") for row, reply in zip(rows, replies))
+    copied = 0
+    for row, reply in zip(rows, replies):
+        a, b = re.search(r"A: (\d+)", row.question).group(1), re.search(r"B: (\d+)", row.question).group(1)
+        copied += f"vs A: {a} B: {b} " in reply
+    return right / len(rows), copied / len(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a warm-started tiny model folder (the demo's models/warmstart)")
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=100, help="supervised steps per block (batch 32)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    task = TaskConfig()
+    pairs = labelled_pairs(task, 3000, seed=5)
+    accuracy, copied = held_out_scores(model, tokenizer, task)
+    print(f"before: pairwise {accuracy:.3f}, candidates copied {copied:.3f}", flush=True)
+    started = time.perf_counter()
+    for block in range(1, args.blocks + 1):
+        config = WarmStartConfig(steps=args.steps, learning_rate=args.learning_rate, warmup_steps=5, log_every=args.steps)
+        warm_start(model, tokenizer, pairs, config, seed=block, progress=None)
+        accuracy, copied = held_out_scores(model, tokenizer, task)
+        print(f"after {block * args.steps} supervised steps ({block * args.steps * 32} labelled replies, "
+              f"{time.perf_counter() - started:.0f}s): pairwise {accuracy:.3f}, candidates copied {copied:.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
