@@ -7,8 +7,18 @@ the ratio of SPARK's policy rounds to GRPO's rounds is SPARK's own overhead beyo
 tokens it generates: gathering rollouts, recycling them, scheduling and bookkeeping.
 Recycled rounds are reported separately, also per generated token.
 
+Every completion is exactly `max_completion_length` tokens long (`min_new_tokens` equal to it,
+through GRPOConfig's `generation_kwargs`), so every round of both runs generates the same number
+of tokens and the comparison does not hinge on how long the model happens to answer. The
+price: text forced after the tiny model's answer spoils it, so nearly every group is all wrong
+(rewards 0, so policy rounds have zero advantages and recycling builds no pairwise items);
+`--natural-length` lets completions end at EOS instead (rewards and all item kinds as in real
+runs, but token counts then differ between rounds and are divided out per token).
+
 Runs alternate (GRPO, SPARK, GRPO, ...) so that machine load affects both alike; the first
-round of each run (warm-up) is left out; medians over all rounds of all repeats are printed.
+round of each run (warm-up) is left out. Each repeat gives one ratio per round kind (SPARK's
+median over its rounds / the paired GRPO run's median); the median and the range (min-max) of
+these per-repeat ratios are printed side by side, so the spread is visible next to the estimate.
 
     .venv/bin/python bench/bench_training_step.py [--repeats 3] [--policy-steps 6]
 """
@@ -35,6 +45,7 @@ from sparkrl.tiny.warmstart import WarmStartConfig, WarmStartData, build_pairs, 
 
 TASK = TaskConfig(digits=2)
 ROWS = 128  # 16 prompts x 8 samples per round
+NEW_TOKENS = 48  # every completion is exactly this long (min_new_tokens = max_completion_length)
 
 
 class RoundTimer(TrainerCallback):
@@ -68,7 +79,7 @@ def warm_model(folder: Path) -> Path:
     return folder / "model"
 
 
-def run_once(schedule: str, folder: Path, policy_steps: int, seed: int) -> list[tuple[str, float]]:
+def run_once(schedule: str, folder: Path, policy_steps: int, seed: int, fixed_length: bool) -> list[tuple[str, float]]:
     from sparkrl.runs import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(str(folder / "model"))
@@ -83,7 +94,8 @@ def run_once(schedule: str, folder: Path, policy_steps: int, seed: int) -> list[
             "grpo": {
                 "num_generations": 8,
                 "per_device_train_batch_size": ROWS,
-                "max_completion_length": 48,
+                "max_completion_length": NEW_TOKENS,
+                "generation_kwargs": {"min_new_tokens": NEW_TOKENS} if fixed_length else None,
                 "learning_rate": 1e-4,
                 "logging_steps": 1,
                 "save_strategy": "no",
@@ -101,37 +113,57 @@ def run_once(schedule: str, folder: Path, policy_steps: int, seed: int) -> list[
     return timer.rounds[1:]
 
 
+def per_repeat_ratios(runs: list[tuple[list[tuple[str, float]], list[tuple[str, float]]]], kind: str) -> list[float]:
+    """For each repeat (GRPO rounds, SPARK rounds): SPARK's median over its `kind` rounds / GRPO's median."""
+    ratios = []
+    for grpo, spark in runs:
+        mine = [t for k, t in spark if k == kind]
+        if mine:
+            ratios.append(statistics.median(mine) / statistics.median(t for _, t in grpo))
+    return ratios
+
+
+def summary(ratios: list[float]) -> str:
+    spread = f"range {min(ratios):.3f}-{max(ratios):.3f}"
+    return f"median {statistics.median(ratios):.3f}, {spread} over {len(ratios)} repeats"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--policy-steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--natural-length", action="store_true", help="let completions stop at EOS")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         examples_to_jsonl(generate_examples(TASK, "train", 2000, seed=0), folder / "train.jsonl")
         warm_model(folder)
-        times: dict[str, list[float]] = {"grpo": [], "spark-policy": [], "spark-recycled": []}
         for repeat in range(args.repeats):
+            pair = []
             for schedule in ("off", "alternate"):
-                rounds = run_once(schedule, folder, args.policy_steps, seed=repeat)
-                print(f"  {schedule} rounds (ms/token): " + ", ".join(f"{k} {1000 * t:.2f}" for k, t in rounds))
-                for kind, seconds in rounds:
-                    key = "grpo" if schedule == "off" else f"spark-{kind}"
-                    times[key].append(seconds)
-                print(f"repeat {repeat + 1}/{args.repeats} {schedule}: done", flush=True)
-    grpo = statistics.median(times["grpo"])
-    policy = statistics.median(times["spark-policy"])
-    print(f"rounds timed: grpo {len(times['grpo'])}, spark policy {len(times['spark-policy'])}, "
-          f"spark recycled {len(times['spark-recycled'])} (16 prompts x 8 samples per round)")
-    print(f"median ms per generated token, plain GRPO         : {1000 * grpo:.3f}")
-    print(f"median ms per generated token, SPARK policy rounds: {1000 * policy:.3f}  (ratio {policy / grpo:.3f})")
-    if times["spark-recycled"]:
-        recycled = statistics.median(times["spark-recycled"])
-        print(f"median ms per generated token, SPARK recycled     : {1000 * recycled:.3f}  "
-              f"(ratio {recycled / grpo:.3f}; longer prompts)")
-    print(f"SPARK overhead beyond generated tokens: {100 * (policy / grpo - 1):+.1f}% (target < 5%)")
+                fixed = not args.natural_length
+                rounds = run_once(schedule, folder, args.policy_steps, seed=repeat, fixed_length=fixed)
+                print(f"  {schedule} rounds (ms/token): " + ", ".join(f"{k} {1000 * t:.3f}" for k, t in rounds))
+                pair.append(rounds)
+            runs.append(tuple(pair))
+            print(f"repeat {repeat + 1}/{args.repeats}: done", flush=True)
+    grpo = statistics.median(t for g, _ in runs for _, t in g)
+    length = "up to" if args.natural_length else "exactly"
+    print(f"{length} {NEW_TOKENS} generated tokens per completion (16 prompts x 8 samples per round); "
+          f"rounds timed per repeat: grpo {len(runs[0][0])}, spark {len(runs[0][1])}")
+    print(f"plain GRPO                : {1000 * grpo:.3f} ms per generated token (median over all rounds)")
+    for kind in ("policy", "recycled"):
+        spark = [t for _, s in runs for k, t in s if k == kind]
+        if spark:
+            ratios = per_repeat_ratios(runs, kind)
+            print(f"SPARK {kind + ' rounds':<20}: {1000 * statistics.median(spark):.3f} ms per generated token; "
+                  f"ratio to GRPO per repeat: {summary(ratios)}")
+    policy = per_repeat_ratios(runs, "policy")
+    print(f"SPARK overhead beyond generated tokens: median {100 * (statistics.median(policy) - 1):+.1f}%, "
+          f"range {100 * (min(policy) - 1):+.1f}% to {100 * (max(policy) - 1):+.1f}% (target < 5%)")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ random); this script only starts from the demo's warm-started model.
 
     python bench/probe_judge_learning.py --model runs/demo-seed0/models/warmstart
 
-Prints, after every block of supervised steps, the held-out pairwise accuracy (greedy, the
-demo's 200 balanced items, chance 50%) and the share of replies that copied both candidates
-correctly.
+Prints, after every block of supervised steps, the held-out pairwise accuracy (greedy, 200
+balanced test-split items of `sparkrl.tiny.task.judge_examples`, each asked in one order, so
+chance is 50% but the number is not the demo report's, which asks every item in both orders)
+and the share of replies that copied both candidates correctly.
 """
 
 from __future__ import annotations

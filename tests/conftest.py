@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import string
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -160,3 +162,50 @@ def gsm8k_test(shared_data: Callable[[str], Path]) -> Path:
 def gsm8k_solutions(shared_data: Callable[[str], Path]) -> Path:
     """GSM8K model solutions: per question, four models' solutions with correctness labels."""
     return shared_data("gsm8k_model_solutions.jsonl")
+
+
+class FakeVLLM:
+    """Stands in for the `vllm` package (not installed here): records what `vllm.LLM` and
+    `vllm.SamplingParams` were given, and answers `LLM.chat` through `reply(messages)`."""
+
+    def __init__(self, reply: Callable[[list[dict]], str]) -> None:
+        self.reply = reply
+        self.llm_kwargs: list[dict] = []
+        self.sampling: list[dict] = []
+        fake = self
+
+        class LLM:
+            def __init__(self, **kwargs: object) -> None:
+                fake.llm_kwargs.append(kwargs)
+
+            def chat(self, conversations: list, sampling: SimpleNamespace, use_tqdm: bool) -> list:
+                return [
+                    SimpleNamespace(outputs=[fake.completion(messages) for _ in range(sampling.n)])
+                    for messages in conversations
+                ]
+
+        def sampling_params(**kwargs: object) -> SimpleNamespace:
+            fake.sampling.append(kwargs)
+            return SimpleNamespace(**kwargs)
+
+        self.module = ModuleType("vllm")
+        self.module.LLM = LLM
+        self.module.SamplingParams = sampling_params
+
+    def completion(self, messages: list[dict]) -> SimpleNamespace:
+        # One token with its top log-probabilities, so that the conversion of both is exercised.
+        step = {7: SimpleNamespace(decoded_token="Yes", logprob=-0.25),
+                8: SimpleNamespace(decoded_token="No", logprob=-1.5)}
+        return SimpleNamespace(text=self.reply(messages), token_ids=[7], logprobs=[step], finish_reason="stop")
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[list[dict]], str]], FakeVLLM]:
+    """Install a FakeVLLM as `vllm` in sys.modules for one test."""
+
+    def install(reply: Callable[[list[dict]], str]) -> FakeVLLM:
+        fake = FakeVLLM(reply)
+        monkeypatch.setitem(sys.modules, "vllm", fake.module)
+        return fake
+
+    return install

@@ -4,6 +4,7 @@ OpenAI-compatible server, and the errors users see."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -104,6 +105,34 @@ def test_pairwise_over_an_openai_endpoint(data, tmp_path, monkeypatch):
     assert code == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["accuracy"] == 0.5 and summary["strategies"]["single"]["position_consistency"] == 0.0
+
+
+def test_reasoning_with_the_vllm_backend_passes_engine_options(data, tmp_path, fake_vllm, capsys):
+    def solve(messages: list[dict]) -> str:
+        left = re.search(r"(\d+)\+1\?", messages[-1]["content"])
+        return f"so \\boxed{{{int(left.group(1)) + 1}}}"
+
+    fake = fake_vllm(solve)
+    out = tmp_path / "out"
+    argv = [
+        "eval", "reasoning", "--backend", "vllm", "--model", "org/model", "--data", data["reasoning"],
+        "--out", str(out), "--no-progress", "--tensor-parallel-size", "4", "--gpu-memory-utilization", "0.7",
+        "--max-model-len", "8192", "--dtype", "bfloat16", "--seed", "5",
+    ]
+    assert main(argv) == 0
+    assert fake.llm_kwargs == [{"model": "org/model", "tensor_parallel_size": 4, "gpu_memory_utilization": 0.7,
+                                "max_model_len": 8192, "dtype": "bfloat16", "seed": 5}]
+    assert "single: accuracy 1.000 on 3 items" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "single.jsonl").read_text().splitlines()]
+    assert [r["probes"][0]["extracted"] for r in records] == ["1", "2", "3"]
+
+
+def test_bad_vllm_engine_option_is_a_user_error(data, tmp_path, fake_vllm, capsys):
+    fake_vllm(lambda messages: "")
+    argv = ["eval", "reasoning", "--backend", "vllm", "--model", "m", "--data", data["reasoning"],
+            "--out", str(tmp_path), "--gpu-memory-utilization", "1.5"]
+    assert main(argv) == 2
+    assert "gpu_memory_utilization must be in (0, 1]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

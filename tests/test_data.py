@@ -235,6 +235,64 @@ def test_bad_row_in_json_reports_index(tmp_path):
     assert "row index 2, field 'answer'" in str(error)
 
 
+COLUMNAR_BAD_ROWS = [
+    ({"question": "q", "answer": None, "message": None, "images": None}, "answer", "missing answer"),
+    ({"question": None, "answer": "5", "message": "[{'role': 'user'", "images": None},
+     "message", "not valid JSON"),
+    ({**authors_row("nowhere/missing.png"), "question": None, "images": None}, "message",
+     "image file not found"),
+    ({"question": "q", "answer": "5", "message": None, "images": ["missing.png"]}, "images",
+     "image file not found"),
+]
+
+
+def write_columnar(folder: Path, fmt: str, rows: list[dict]) -> Path:
+    """Rows as a Parquet file or a folder saved with `datasets.Dataset.save_to_disk`."""
+    import datasets
+
+    good = {"question": ROWS[0]["question"], "answer": ROWS[0]["answer"], "message": None,
+            "images": None}
+    table = datasets.Dataset.from_list(
+        [good, good, *rows],
+        features=datasets.Features({"question": datasets.Value("string"),
+                                    "answer": datasets.Value("string"),
+                                    "message": datasets.Value("string"),
+                                    "images": datasets.Sequence(datasets.Value("string"))}),
+    )
+    if fmt == "parquet":
+        path = folder / "d.parquet"
+        table.to_parquet(str(path))
+    else:
+        path = folder / "saved"
+        table.save_to_disk(str(path))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "saved"])
+@pytest.mark.parametrize(("row", "field", "reason"), COLUMNAR_BAD_ROWS,
+                         ids=[case[1] + "-" + case[2].split()[0] for case in COLUMNAR_BAD_ROWS])
+def test_bad_row_in_parquet_and_saved_dataset_names_path_index_and_field(
+    tmp_path, fmt, row, field, reason
+):
+    path = write_columnar(tmp_path, fmt, [row])
+    error = load_error(path)
+    assert (error.path, error.row, error.row_kind, error.field) == (str(path), 2, "index", field)
+    assert reason in error.reason
+    assert str(error).startswith(f"{path}, row index 2, field '{field}': ")
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "saved"])
+def test_skip_mode_counts_bad_rows_in_parquet_and_saved_dataset(tmp_path, fmt):
+    path = write_columnar(tmp_path, fmt, [row for row, _, _ in COLUMNAR_BAD_ROWS])
+    loaded = load_examples(path, DataConfig(skip_bad_rows=True))
+    assert [e.source["row"] for e in loaded.examples] == [0, 1]
+    assert [(b.path, b.row, b.field) for b in loaded.skipped] == [
+        (str(path), 2 + i, field) for i, (_, field, _) in enumerate(COLUMNAR_BAD_ROWS)
+    ]
+    assert "loaded 2 examples, skipped 4 bad rows" in loaded.summary()
+    assert f"{path}, row index 3, field 'message': not valid JSON" in loaded.summary()
+
+
 def test_unparsable_jsonl_line(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [ROWS[0], '{"question": "q", "answer":'])
     error = load_error(path)

@@ -86,3 +86,19 @@ def test_bad_freeze_lists_are_rejected(value):
 def test_freeze_list_from_yaml_is_a_tuple():
     config = config_from_mapping({"model": {"path": "m", "freeze": ["model.vision_tower"]}, "data": {"train": "t"}})
     assert config.model.freeze == ("model.vision_tower",)
+
+
+@pytest.mark.parametrize("key,value", [("gradient_checkpointing", "no"), ("bf16", "off"), ("use_vllm", "yes")])
+def test_yes_no_words_for_trl_switches_are_rejected(tmp_path, key, value):
+    # YAML here reads only true/false as booleans; TRL would take the string "no" as true.
+    with pytest.raises(ConfigError, match=f"grpo.{key}: expected true or false"):
+        build_grpo_args(_config(tmp_path, **{key: value}))
+    assert build_grpo_args(_config(tmp_path, gradient_checkpointing=False)).gradient_checkpointing is False
+
+
+@pytest.mark.parametrize("strategy", ["epoch", "best"])
+def test_save_strategies_that_can_stop_inside_a_round_are_rejected(tmp_path, strategy):
+    extra = {"metric_for_best_model": "loss"} if strategy == "best" else {}
+    with pytest.raises(ConfigError, match="can save inside a round"):
+        build_grpo_args(_config(tmp_path, save_strategy=strategy, **extra))
+    assert build_grpo_args(_config(tmp_path, save_strategy="no")).save_strategy == "no"

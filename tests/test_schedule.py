@@ -61,6 +61,8 @@ def test_dataset_prompts_are_consumed_in_order_never_lost_or_repeated(schedule, 
     waiting = [row["id"] for row in state.deferred]
     assert trained + waiting == list(range(next_prompt))
     assert state.items_trained + len(state.pool) == state.items_built
+    # the deferred queue holds one prompt per recycled slot so far: it grows with the run, no faster
+    assert len(state.deferred) == state.items_trained
     assert state.rounds == len(produced) == state.policy_rounds + state.recycled_rounds
 
 

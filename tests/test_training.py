@@ -217,6 +217,43 @@ def test_plain_grpo_is_the_same_run_without_recycling(tiny_model, tmp_path):
     assert {task for r in rounds for task in r["tasks"]} == {"policy"}
 
 
+def test_mix_rounds_share_slots_and_defer_displaced_dataset_prompts(tiny_model, tmp_path):
+    # 8 prompt slots per round, one optimizer step per round; mix_share 0.375 -> 3 recycled slots
+    share, slots, policy_steps = 0.375, 8, 4
+    mix, off = tmp_path / "mix", tmp_path / "off"
+    spec = _spec(tiny_model, mix, schedule="mix", mix_share=share, policy_steps=policy_steps)
+    spec["config"]["grpo"].update(per_device_train_batch_size=32, save_steps=policy_steps)
+    _run(spec)
+    # the same loader (same seed and batch shape) under plain GRPO: the order prompts are delivered in
+    _run({**spec, "config": {**spec["config"], "output_dir": str(off), "spark": {"schedule": "off",
+                                                                                  "policy_steps": policy_steps}}})
+    rounds = _rounds(mix)
+    metrics = {m["step"]: m for m in map(json.loads, (mix / "metrics.jsonl").read_text().splitlines()) if "loss" in m}
+    # under mix every round holds dataset prompts, so policy_steps counts every round
+    assert [r["global_step"] for r in rounds] == list(range(policy_steps))
+    assert rounds[0]["recycled"] == 0  # nothing waits before the first round
+    for r in rounds:
+        logged = metrics[r["global_step"] + 1]
+        waiting = int(logged["spark/pool_waiting"])
+        assert r["recycled"] == min(round(share * slots), waiting)
+        tasks = r["tasks"]
+        assert len(tasks) == slots and set(tasks[: r["recycled"]]) <= {"pointwise", "pairwise", "reflection"}
+        assert set(tasks[r["recycled"] :]) == {"policy"}
+        # per-task metrics describe what the round trained on (shares over the whole batch)
+        for task in ("policy", "pointwise", "pairwise", "reflection"):
+            assert logged[f"spark/share_{task}"] == pytest.approx(tasks.count(task) / slots)
+    assert any(0 < r["recycled"] < slots for r in rounds)  # rounds mixing both kinds did happen
+    # displaced dataset prompts are deferred, not dropped: the prompts trained, then the ones
+    # still deferred at the end, are exactly the loader's prompts, in order, each once
+    delivered = [item for r in _rounds(off) for item in r["items"]]
+    trained = [item for r in rounds for item in r["items"][r["recycled"] :]]
+    state = json.loads((mix / f"checkpoint-{policy_steps}" / "sparkrl_state.json").read_text())
+    deferred = [row["example"] for row in state["deferred"]]
+    assert trained + deferred == delivered and len(set(delivered)) == slots * policy_steps
+    # so mix trains fewer dataset prompts than plain GRPO at equal policy_steps: one fewer per recycled slot
+    assert len(deferred) == sum(r["recycled"] for r in rounds) == state["items_trained"] > 0
+
+
 def test_killed_run_resumes_with_its_waiting_pool(tiny_model, tmp_path):
     # Two optimizer steps per round (steps_per_generation=2): the kill falls inside a round, and
     # checkpoints (save_steps=2) fall between rounds, as sparkrl requires.

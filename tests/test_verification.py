@@ -4,8 +4,10 @@ limits against hostile inputs, batched checking, and agreement with GSM8K correc
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from sparkrl.verification import (
 LIMIT_S = 0.5
 # What a call may take beyond its limit: killing a worker, starting its replacement, reading
 # a megabyte response in this process.
-MARGIN_S = 0.3
+MARGIN_S = 0.45
 # Legitimate comparisons must finish within it even on a busy machine.
 BATCH_LIMIT_S = 1.5
 
@@ -53,6 +55,59 @@ def started_workers(warm_worker: None) -> None:
     worker killed by an earlier test's timeout must not decide a later test's verdicts."""
     _wait_until_started(verification_workers._POOL)
     assert len(verification_workers._POOL._idle) >= 2  # a worker and the spare
+
+
+# A worker that speaks the pool's protocol but, instead of running math-verify, starts after
+# argv[1] seconds and takes `gold` seconds per comparison: timings the tests control.
+SCRIPTED_WORKER = """
+import json, sys, time
+time.sleep(float(sys.argv[1]))
+print("ready", flush=True)
+for line in sys.stdin:
+    time.sleep(float(json.loads(line)["gold"]))
+    print(json.dumps({"equal": True}), flush=True)
+"""
+
+
+def _scripted_worker(*, startup_s: float, charged: bool) -> verification_workers._Worker:
+    command = [sys.executable, "-c", SCRIPTED_WORKER, str(startup_s)]
+    return verification_workers._Worker(charged=charged, command=command)
+
+
+class _CountingPool(verification_workers._WorkerPool):
+    """A pool for one `_Dispatch`: it counts restarts instead of starting math-verify."""
+
+    def __init__(self, idle: list[verification_workers._Worker]) -> None:
+        super().__init__()
+        self._idle = idle
+        self.restarts = 0
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+
+@pytest.fixture
+def slow_restarts(started_workers: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Exactly two started idle workers, and restarts that never finish: which calls find a
+    started worker no longer depends on how fast sympy imports on this machine."""
+    pool = verification_workers._POOL
+    for worker in pool._idle[2:]:
+        worker.kill()
+    pool._idle = pool._idle[:2]
+    never_starts = ["sleep", "600"]
+
+    def restart() -> None:
+        pool._idle.append(verification_workers._Worker(charged=True, command=never_starts))
+
+    monkeypatch.setattr(pool, "restart", restart)
+    yield
+    monkeypatch.undo()
+    for worker in [w for w in pool._idle if w.proc.args == never_starts]:
+        pool._idle.remove(worker)
+        worker.kill()
+    while len(pool._idle) < 2:
+        pool.restart()
+
 
 
 # --- extraction -------------------------------------------------------------------------
@@ -241,22 +296,25 @@ def test_the_call_after_a_timeout_does_not_wait_for_the_restart(started_workers:
     assert reason == "math-verify" and elapsed <= LIMIT_S + MARGIN_S
 
 
-def test_repeated_timeouts_keep_every_call_within_its_limit(started_workers: None) -> None:
-    # More timeouts in a row than there are started spares: later calls may find only
-    # restarting workers, and then answer "timeout" rather than wait for one.
+def test_repeated_timeouts_keep_every_call_within_its_limit(slow_restarts: None) -> None:
+    # More timeouts in a row than there are started workers: the first two timeouts each use
+    # up a started worker, and then calls find only restarting workers. They answer
+    # "checker-busy" (they never ran) within their limit rather than wait for a restart.
+    reasons = []
     for _ in range(3):
-        reason, elapsed = _timed(HOSTILE["power tower"][0], "5")
-        assert reason == "timeout" and elapsed <= LIMIT_S + MARGIN_S
-        reason, elapsed = _timed(r"\boxed{y+1}", "1+y")
-        assert reason in {"math-verify", "timeout"} and elapsed <= LIMIT_S + MARGIN_S
+        for response, gold in [(HOSTILE["power tower"][0], "5"), (r"\boxed{y+1}", "1+y")]:
+            reason, elapsed = _timed(response, gold)
+            assert elapsed <= LIMIT_S + MARGIN_S, (reasons, reason, elapsed)
+            reasons.append(reason)
+    assert reasons == ["timeout", "math-verify", "timeout"] + ["checker-busy"] * 3
 
 
-def test_a_call_that_finds_only_a_restarting_worker_answers_timeout_in_time(started_workers: None) -> None:
+def test_a_call_that_finds_only_a_restarting_worker_answers_checker_busy_in_time(started_workers: None) -> None:
     pool = verification_workers._POOL
     pool.close()
     pool.restart()  # what a timeout leaves when no started spare is left
     reason, elapsed = _timed(r"\boxed{y+1}", "1+y", timeout_s=0.2)
-    assert reason == "timeout" and elapsed <= 0.2 + MARGIN_S
+    assert reason == "checker-busy" and elapsed <= 0.2 + MARGIN_S
     _wait_until_started(pool)
     assert _timed(r"\boxed{y+1}", "1+y")[0] == "math-verify"  # the restarted worker serves
 
@@ -267,6 +325,48 @@ def test_each_item_of_a_batch_after_a_timeout_stays_within_its_limit(started_wor
     verdicts = verify_many(responses, ["5", "1+y", "y+y"], workers=1, timeout_s=LIMIT_S)
     assert time.monotonic() - start <= LIMIT_S + MARGIN_S
     assert [v.reason for v in verdicts] == ["timeout", "math-verify", "math-verify"]
+
+
+def test_a_comparison_waiting_for_a_restart_gets_a_full_limit_on_a_started_worker() -> None:
+    # Two comparisons of RUN_S each, one started worker, one restart that never finishes: the
+    # second comparison's clock starts on the restart, and when the started worker frees up at
+    # most MARGIN_S of that clock is left. It must get a fresh limit there, not time out and
+    # kill the healthy worker.
+    limit_s, run_s = 1.2, 1.2 - MARGIN_S
+    started = _scripted_worker(startup_s=0, charged=False)
+    restarting = verification_workers._Worker(charged=True, command=["sleep", "600"])
+    pool = _CountingPool([])
+    try:
+        while not started.check_ready():
+            time.sleep(0.01)
+        pairs = [(str(run_s), "x")] * 2
+        outcomes = verification_workers._Dispatch([started, restarting], pairs, limit_s, pool).run()
+    finally:
+        started.kill()
+        restarting.kill()
+    assert outcomes == ["equal", "equal"]
+    assert pool.restarts == 0
+
+
+def test_a_stand_in_still_starting_is_charged() -> None:
+    # The pool's spare has not started yet when a batch's worker times out and the spare
+    # stands in: the next comparison must not wait for its start beyond its own limit.
+    timing_out = _scripted_worker(startup_s=0, charged=False)
+    spare = _scripted_worker(startup_s=4 * LIMIT_S + 1, charged=False)
+    pool = _CountingPool([spare])
+    dispatch = verification_workers._Dispatch([timing_out], [("600", "x"), ("0", "x")], LIMIT_S, pool)
+    try:
+        while not timing_out.check_ready():
+            time.sleep(0.01)
+        start = time.monotonic()
+        outcomes = dispatch.run()
+        elapsed = time.monotonic() - start
+    finally:
+        for worker in [timing_out, spare]:
+            worker.kill()
+    assert outcomes == ["timeout", "busy"]
+    assert elapsed <= 2 * LIMIT_S + MARGIN_S
+    assert pool.restarts == 1
 
 
 def test_time_limit_holds_outside_the_main_thread(started_workers: None) -> None:
@@ -376,6 +476,33 @@ def test_verify_many_equals_one_by_one_on_a_mixed_batch(started_workers: None) -
     label_cases = [(r"\boxed{(A)}", "A"), (r"\boxed{No}", "Yes"), ("no verdict", "No")]
     labels = verify_many([r for r, _ in label_cases], [g for _, g in label_cases], kind="label")
     assert labels == [verify_label(r, g) for r, g in label_cases]
+
+
+def test_math_verify_items_of_a_batch_spread_over_the_workers(
+    started_workers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Symbolic answers the fast path cannot decide: every one goes to a math-verify worker.
+    responses = [rf"so \boxed{{\sqrt{{{a}}} + \frac{{{a}}}{{7}}}}" for a in range(2, 14)]
+    golds = [rf"{a}/7 + \sqrt{{{a}}}" for a in range(2, 14)]
+    served_by: list[int] = []
+    send = verification_workers._Worker.send
+
+    def recording_send(worker: verification_workers._Worker, *args: object) -> bool:
+        served_by.append(worker.proc.pid)
+        return send(worker, *args)
+
+    monkeypatch.setattr(verification_workers._Worker, "send", recording_send)
+    verdicts = verify_many(responses, golds, workers=2, timeout_s=BATCH_LIMIT_S)
+    assert [v.reason for v in verdicts] == ["math-verify"] * len(responses)
+    assert len(served_by) == len(responses)
+    assert len(set(served_by)) == 2, f"the 12 comparisons ran on workers {served_by}"
+
+
+def test_default_workers_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verification.os, "cpu_count", lambda: 4)
+    assert VerifierConfig().worker_count == 4
+    monkeypatch.setattr(verification.os, "cpu_count", lambda: 64)
+    assert VerifierConfig().worker_count == 8
 
 
 def test_verify_many_rejects_bad_arguments() -> None:

@@ -142,8 +142,8 @@ class RecyclingConfig:
     reflection_modes: allowed reflection modes; groups are split evenly between them as far
         as their attempts allow.
     judge_items_per_group, reflection_items_per_group: caps relative to the number of groups
-        (floor of value x groups; None: no cap). The authors keep 32 + 32 items per batch of
-        64 prompts, i.e. 0.5 + 0.5 per group.
+        (value x groups, rounded up so that one group still yields items; None: no cap). The
+        authors keep 32 + 32 items per batch of 64 prompts, i.e. 0.5 + 0.5 per group.
     max_judge_items, max_reflection_items: absolute caps per call (None: no cap). When both
         caps of a kind are set the smaller holds.
     balance_labels: pointwise positive/negative counts differ by at most 1, per variant.
@@ -210,7 +210,7 @@ class RecyclingConfig:
 
 
 def _cap(absolute: int | None, per_group: float | None, n_groups: int) -> int | None:
-    caps = [c for c in (absolute, None if per_group is None else math.floor(per_group * n_groups)) if c is not None]
+    caps = [c for c in (absolute, None if per_group is None else math.ceil(per_group * n_groups - 1e-9)) if c is not None]
     return min(caps) if caps else None
 
 

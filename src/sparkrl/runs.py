@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def build_grpo_args(config: RunConfig) -> Any:
             output_dir=config.output_dir,
             seed=config.seed,
             remove_unused_columns=False,
-            **config.grpo,
+            **check_switches(GRPOConfig, config.grpo),
         )
     except TypeError as exc:
         raise ConfigError(f"grpo: {exc}") from None
@@ -110,6 +110,18 @@ def build_grpo_args(config: RunConfig) -> Any:
     return args
 
 
+def check_switches(config_class: type, section: Mapping[str, Any]) -> dict[str, Any]:
+    """Reject a string where a yes/no field of TRL's config is expected: the YAML loader reads
+    only true/false as booleans (so that `schedule: off` stays a word), and TRL would take the
+    string `no` as true."""
+    kinds = {f.name: f.type for f in dataclasses.fields(config_class)}
+    for key, value in section.items():
+        kind = str(kinds.get(key, ""))
+        if isinstance(value, str) and kind in ("bool", "<class 'bool'>", "bool | None", "Optional[bool]"):
+            raise ConfigError(f"grpo.{key}: expected true or false, got {value!r}")
+    return dict(section)
+
+
 def check_checkpoints_between_rounds(grpo_args: Any, steps_per_round: int) -> None:
     """Checkpoints must fall on round boundaries.
 
@@ -119,6 +131,12 @@ def check_checkpoints_between_rounds(grpo_args: Any, steps_per_round: int) -> No
     and its dataset prompts queued again. The steps per round depend on the number of
     processes, so the message names the count this check ran with.
     """
+    if grpo_args.save_strategy in ("epoch", "best"):
+        raise ConfigError(
+            f"grpo.save_strategy {grpo_args.save_strategy!r} can save inside a round, which loses "
+            "recycled items on resume; use 'steps' (with save_steps a multiple of the optimizer "
+            "steps per round) or 'no'"
+        )
     if grpo_args.save_strategy != "steps":
         return
     save_steps = grpo_args.save_steps

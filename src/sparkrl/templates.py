@@ -16,8 +16,9 @@ from __future__ import annotations
 import importlib
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Literal
 
 ReflectionMode = Literal["cot", "answer"]
@@ -329,10 +330,10 @@ def reflection_pool(templates: TemplateSet, mode: str) -> tuple[str, ...]:
 
 
 # Template sets known by a short name; any other set is named by its import path.
-NAMED_TEMPLATES: dict[str, str] = {
+NAMED_TEMPLATES: Mapping[str, str] = MappingProxyType({
     "default": "sparkrl.templates:DEFAULT_TEMPLATES",
     "tiny": "sparkrl.tiny.templates:TINY_TEMPLATES",
-}
+})
 
 
 def resolve_templates(name: str | TemplateSet) -> TemplateSet:

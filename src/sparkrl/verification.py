@@ -17,7 +17,9 @@ only works in the main thread, and the checker is called from the trainer, threa
 worker processes alike. So math-verify always runs in a persistent worker subprocess
 (`sparkrl.verification_workers`); a comparison that exceeds its limit kills the worker and
 scores 0.0 with reason "timeout". The limit therefore holds in any thread, against any input,
-and for the call after a timeout too (the worker is restarted in the background). The
+and for the call after a timeout too (the worker is restarted in the background; a comparison
+that finds only restarting workers and is not served within its limit scores 0.0 with reason
+"checker-busy", so that it is not mistaken for an answer that ran too long). The
 authors also fall back to exact match after math-verify; here string equality comes first
 because it is cheap and the order cannot change a score.
 """
@@ -56,7 +58,14 @@ Kind = Literal["math", "label"]
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: score 1.0 or 0.0, the answer read, and why."""
+    """The outcome of one check: score 1.0 or 0.0, the answer read, and why.
+
+    reason: "string-match", "number-match", "math-verify" or "label-match" (score 1.0);
+        "mismatch", "no-answer", "answer-too-long", "timeout" (math-verify ran past the limit),
+        "checker-busy" (it never ran: no math-verify worker was free within the limit, while
+        workers killed by earlier timeouts restarted) or "checker-error" (the worker process
+        died) (score 0.0).
+    """
 
     score: float
     extracted: str | None
@@ -78,10 +87,11 @@ class Verdict:
 class VerifierConfig:
     """How answers are checked.
 
-    timeout_s: the most one math-verify comparison may take (wall clock), waiting for a worker
-        restarted after an earlier timeout included, after which it scores 0.0 with reason
-        "timeout". Only a worker's first start (once per process and concurrent caller) is
-        not counted.
+    timeout_s: the most one math-verify comparison may take (wall clock), after which it
+        scores 0.0 with reason "timeout", or "checker-busy" if it spent that time waiting for
+        a worker restarted after an earlier timeout. Waiting behind busy workers of a batch is
+        not counted, nor is a worker's first start (at the first call of a process, or when
+        concurrent callers ask for more workers than the pool holds).
     fallbacks: names from FALLBACK_PATTERNS, tried in order when there is no `\\boxed{}`.
     workers: math-verify worker processes for `verify_many` (None: one per core, at most 8).
     max_answer_chars: longer extracted answers are only compared by exact equality; nothing
@@ -325,11 +335,11 @@ def _math_verify_outcomes(pairs: Sequence[tuple[str, str]], config: VerifierConf
     return math_verify_outcomes(pairs, config.timeout_s, config.worker_count, keep)
 
 
-
 _OUTCOME_VERDICT = {
     "equal": (1.0, "math-verify"),
     "different": (0.0, "mismatch"),
     "timeout": (0.0, "timeout"),
+    "busy": (0.0, "checker-busy"),
     "error": (0.0, "checker-error"),
 }
 

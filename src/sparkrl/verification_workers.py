@@ -5,12 +5,15 @@ and a C-level computation (`9^{9^9}`) ignores signals anyway. So `sparkrl.verifi
 every comparison it cannot decide itself to a persistent worker subprocess, over a line-based
 JSON protocol, and kills the worker when the comparison's deadline passes.
 
-Every call returns within its limit, the call after a timeout included: the pool keeps a
-started spare worker, and a killed worker is restarted in the background rather than inside
-the next call. If no worker is ready in time, the comparison scores "timeout". The one wait
-that is not charged is a worker's very first start, when a caller finds no worker at all
-(the first call of a process, or one more concurrent caller): that happens once, and failing
-those comparisons would only punish correct answers for the process being young.
+Every comparison ends within its limit once its clock starts, the one right after a timeout
+included: the pool keeps a started spare worker, and a killed worker is restarted in the
+background rather than inside the next call. A comparison that waits for a restarting worker
+is charged that wait, and scores "busy" if the worker does not start in time; waiting behind
+busy started workers is not charged. The one wait that is not charged is a worker's first
+start: a worker started because a caller found the pool empty (for that caller, or as the
+spare started beside it), until it has started. That happens at the first call of a process
+and when concurrent callers ask for more workers than the pool holds; failing those
+comparisons would only punish correct answers for the process being young.
 """
 
 from __future__ import annotations
@@ -78,17 +81,18 @@ class _Worker:
     """One math-verify subprocess and its line protocol; at most one request in flight.
 
     `charged`: whether waiting for this worker to start counts against a comparison's limit.
-    Not for a worker started because its caller found none (once per process and per
-    concurrent caller); yes for one started to replace a worker killed by a timeout, so that
-    a slow restart can never stretch a later comparison beyond its limit.
+    Not for a worker started because its caller found the pool empty (its first start); yes
+    for one started to replace a worker killed by a timeout, and for any worker handed out to
+    replace one lost mid-call, so that a slow start can never stretch a comparison beyond its
+    limit. `command`: the worker's command line; tests pass a scripted stand-in.
     """
 
-    def __init__(self, *, charged: bool) -> None:
+    def __init__(self, *, charged: bool, command: Sequence[str] | None = None) -> None:
         package_root = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from sparkrl.verification_workers import _serve; _serve()"],
+            command or [sys.executable, "-c", "from sparkrl.verification_workers import _serve; _serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -167,7 +171,12 @@ class _WorkerPool:
         self._lock = threading.Lock()
 
     def acquire(self, count: int) -> list[_Worker]:
-        """`count` workers for one caller, started ones first; new (uncharged) ones if too few."""
+        """`count` workers for one caller, started ones first; new (uncharged) ones if too few.
+
+        A spare created here, because the caller emptied the pool, is uncharged too: it starts
+        beside the caller's own new workers, and a caller that takes it before it has started
+        waits for a first start like theirs.
+        """
         with self._lock:
             taken = self._take(count)
             if not self._idle:
@@ -175,10 +184,16 @@ class _WorkerPool:
         return taken + [_Worker(charged=False) for _ in range(count - len(taken))]
 
     def stand_in(self) -> _Worker:
-        """A worker to take the place of one killed mid-call: an idle one, started ones first."""
+        """A worker to take the place of one lost mid-call: an idle one, started ones first.
+
+        Waiting for it is charged even if it is an uncharged spare still starting: it replaces
+        a worker of a call that is already under way, not a first start.
+        """
         with self._lock:
             taken = self._take(1)
-        return taken[0] if taken else _Worker(charged=True)
+        worker = taken[0] if taken else _Worker(charged=True)
+        worker.charged = True
+        return worker
 
     def restart(self) -> None:
         """Start a worker in place of a killed one; it waits in the pool for the next caller."""
@@ -226,12 +241,15 @@ if hasattr(os, "register_at_fork"):
 class _Dispatch:
     """One call's (gold, pred) comparisons, run on the caller's workers.
 
-    Outcomes: "equal", "different", "timeout", "error" (the worker crashed or never started).
-    A comparison's clock starts when a worker is free for it: a started one, or a restarting
-    (charged) one, in which case the comparison scores "timeout" unless that worker, or another
-    that frees up, answers within the limit. A worker that times out is killed and restarted
-    in the background; an idle worker from the pool takes its place. A worker that never
-    started is dropped instead, so a broken installation ends with "error" outcomes.
+    Outcomes: "equal", "different", "timeout" (it ran past its limit), "busy" (it never ran:
+    the restart it waited for took longer than its limit), "error" (the worker crashed or never
+    started). A comparison's clock starts when a worker is free for it: a started one, or a
+    restarting (charged) one that the comparison is then tied to. If a started worker frees up
+    before that restart completes, it takes the comparison with a fresh full limit: the wait
+    was spent behind busy workers, which is not charged, and a comparison sent with what is
+    left of its limit would time out and kill a healthy worker. A worker that times out is
+    killed and restarted in the background; an idle worker from the pool takes its place. A
+    worker that never started is dropped instead, so a broken installation ends with "error".
     """
 
     def __init__(
@@ -242,45 +260,45 @@ class _Dispatch:
         self.slots = len(workers)
         self.outcomes: list[str | None] = [None] * len(pairs)
         self.pending = deque(range(len(pairs)))
-        self.due: list[tuple[int, float]] = []  # comparisons whose clock runs, with their deadlines
+        # A comparison tied to each restarting worker, with the deadline its clock runs to.
+        self.reserved: dict[_Worker, tuple[int, float]] = {}
 
     def run(self) -> list[str | None]:
-        while self.slots and (self.pending or self.due or any(w.task is not None for w in self.workers)):
-            while (self.pending or self.due) and len(self.workers) < self.slots:
+        while self.slots and (self.pending or self.reserved or any(w.task is not None for w in self.workers)):
+            while (self.pending or self.reserved) and len(self.workers) < self.slots:
                 self.workers.append(self.pool.stand_in())
             self._hand_out()
             self._wait_and_read()
             self._expire()
-        for task in [*self.pending, *(task for task, _ in self.due)]:
+        for task in self.pending:
             self.outcomes[task] = "error"
         return self.outcomes
 
     def _hand_out(self) -> None:
         for worker in [w for w in self.workers if w.ready and w.task is None]:
-            self.due.sort(key=lambda entry: entry[1])
-            if self.due:
-                (task, deadline), queued = self.due.pop(0), False
+            if worker in self.reserved:  # the restart it waited for: its clock keeps running
+                task, deadline = self.reserved.pop(worker)
+            elif self.reserved:  # a started worker came first: a fresh limit, the oldest first
+                oldest = min(self.reserved, key=lambda w: self.reserved[w][1])
+                task, deadline = self.reserved.pop(oldest)[0], time.monotonic() + self.timeout_s
             elif self.pending:
-                task, deadline, queued = self.pending.popleft(), time.monotonic() + self.timeout_s, True
+                task, deadline = self.pending.popleft(), time.monotonic() + self.timeout_s
             else:
                 break
             if not worker.send(task, *self.pairs[task], deadline):
                 # The worker died while idle, which is not this comparison's fault: it goes
-                # back where it was, for another worker.
-                if queued:
-                    self.pending.appendleft(task)
-                else:
-                    self.due.append((task, deadline))
+                # back to the front of the queue, for another worker.
+                self.pending.appendleft(task)
                 self._retire(worker, "error")
-        restarting = sum(1 for w in self.workers if w.charged and not w.ready)
-        while self.pending and len(self.due) < restarting:
-            self.due.append((self.pending.popleft(), time.monotonic() + self.timeout_s))
+        for worker in self.workers:
+            if self.pending and worker.charged and not worker.ready and worker not in self.reserved:
+                self.reserved[worker] = (self.pending.popleft(), time.monotonic() + self.timeout_s)
 
     def _wait_and_read(self) -> None:
         watched = [w for w in self.workers if w.task is not None or not w.ready]
         if not watched:
             return
-        deadline = min([w.deadline for w in watched] + [d for _, d in self.due])
+        deadline = min([w.deadline for w in watched] + [d for _, d in self.reserved.values()])
         readable, _, _ = select.select(watched, [], [], max(0.0, deadline - time.monotonic()))
         for worker in readable:
             line = worker.read_line()
@@ -302,15 +320,18 @@ class _Dispatch:
         now = time.monotonic()
         for worker in [w for w in self.workers if (w.task is not None or not w.ready) and w.deadline <= now]:
             self._retire(worker, "timeout" if worker.ready else "error")
-        for task, deadline in [entry for entry in self.due if entry[1] <= now]:
-            self.due.remove((task, deadline))
-            self.outcomes[task] = "timeout"
+        for worker, (task, deadline) in list(self.reserved.items()):
+            if deadline <= now:
+                del self.reserved[worker]
+                self.outcomes[task] = "busy"
 
     def _retire(self, worker: _Worker, outcome: str) -> None:
         """Kill a timed-out or dead worker and record its comparison's outcome."""
         worker.kill()
         if worker.task is not None:
             self.outcomes[worker.task] = outcome
+        if worker in self.reserved:  # it never started: the comparison tied to it never ran
+            self.pending.appendleft(self.reserved.pop(worker)[0])
         self.workers.remove(worker)
         if worker.ready:
             self.pool.restart()
@@ -321,7 +342,7 @@ class _Dispatch:
 def math_verify_outcomes(
     pairs: Sequence[tuple[str, str]], timeout_s: float, workers: int, keep: int
 ) -> list[str | None]:
-    """The outcome of each (gold, pred) comparison: "equal", "different", "timeout" or "error".
+    """The outcome of each (gold, pred) comparison: "equal", "different", "timeout", "busy" or "error".
 
     The comparisons share `workers` subprocesses, each under its own `timeout_s`; afterwards
     up to `keep` idle workers (the spare included) stay started for later calls.

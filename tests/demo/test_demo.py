@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,50 @@ def test_ablations_train_on_one_kind_of_recycled_item_each(quick_demo: tuple[Pat
     # the full SPARK run trained on more than one kind
     rows = [json.loads(line) for line in (out / "runs" / "spark" / "metrics.jsonl").read_text().splitlines()]
     assert sum(any(row.get(f"spark/share_{k}", 0) > 0 for row in rows) for k in ("pointwise", "pairwise", "reflection")) >= 2
+
+
+def test_fresh_refuses_to_delete_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
+    keep = tmp_path / "project"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    result = subprocess.run([sys.executable, "-m", "sparkrl", "demo", "--quick", "--out", str(keep), "--fresh"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "refuses to delete" in result.stderr
+    assert (keep / "notes.txt").read_text() == "mine"
+
+
+def test_a_demo_folder_with_other_settings_is_not_resumed(tmp_path: Path) -> None:
+    from sparkrl.demo.pipeline import check_resumable
+    from sparkrl.demo.runs import RunError
+
+    path = tmp_path / "demo-config.json"
+    record = {"seed": 0, "modality": "text", "quick": True, "workload": "TextWorkload(quick=True)", "eval_problems": 200,
+              "judge_items": 200, "train_problems": 4000, "curve_points": 4, "jobs": 2}
+    check_resumable(path, record)  # nothing there yet
+    path.write_text(json.dumps(record))
+    check_resumable(path, {**record, "jobs": 1})  # how many processes run does not shape results
+    with pytest.raises(RunError, match="seed 0 -> 1.*--fresh"):
+        check_resumable(path, {**record, "seed": 1})
+
+
+def test_checkpoints_stand_for_their_policy_step_by_the_latest_global_step(tmp_path: Path) -> None:
+    from sparkrl.demo.runs import RunSpec, checkpoints
+
+    spec = RunSpec("spark", {}, tmp_path, 2)
+    for step, policy in ((1, 1), (2, 1), (3, 2), (10, 5), (9, 5)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "sparkrl_state.json").write_text(json.dumps({"policy_rounds": policy}))
+    assert [(p, f.name) for p, f in checkpoints(spec)] == [(1, "checkpoint-2"), (2, "checkpoint-3"), (5, "checkpoint-10")]
+
+
+def test_an_interrupted_run_is_trained_again_and_its_model_republished(quick_demo: tuple[Path, str]) -> None:
+    # A run without its `finished` mark (killed during its final save, say) is not taken as done.
+    out, _ = quick_demo
+    (out / "runs" / "grpo" / "finished").unlink()
+    shutil.rmtree(out / "models" / "grpo")
+    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--ablations", "--out", str(out), "--jobs", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "grpo: training started" in result.stdout and "spark: already trained" in result.stdout
+    assert (out / "runs" / "grpo" / "finished").exists() and (out / "models" / "grpo" / "config.json").exists()

@@ -24,6 +24,7 @@ from sparkrl.inference.backends import (
     OpenAIBackend,
     SamplingParams,
     VLLMBackend,
+    VLLMEngineConfig,
     api_key_from_env,
     chat_messages,
     parse_chat_response,
@@ -182,6 +183,34 @@ def test_vllm_completion_conversion():
     assert gen.tokens == ("Yes",) and gen.top_logprobs == ({"Yes": -0.1, "No": -2.4},)
     plain = vllm_generation(SimpleNamespace(text="x", token_ids=[1], logprobs=None, finish_reason="length"))
     assert plain == Generation("x", finish_reason="length")
+
+
+def test_vllm_backend_passes_engine_settings_and_converts_outputs(fake_vllm):
+    fake = fake_vllm(lambda messages: "so \\boxed{" + messages[-1]["content"] + "}")
+    engine = VLLMEngineConfig(tensor_parallel_size=2, gpu_memory_utilization=0.5, max_model_len=4096,
+                              dtype="bfloat16", seed=3)
+    backend = VLLMBackend("some/model", engine)
+    assert fake.llm_kwargs == [{"model": "some/model", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5,
+                                "max_model_len": 4096, "dtype": "bfloat16", "seed": 3}]
+    out = backend.generate([chat_messages("a"), chat_messages("b")],
+                           SamplingParams(n=2, temperature=0.5, max_new_tokens=9, seed=4, top_logprobs=2))
+    assert fake.sampling == [{"n": 2, "temperature": 0.5, "top_p": 1.0, "max_tokens": 9, "seed": 4, "logprobs": 2}]
+    expected = [Generation(f"so \\boxed{{{q}}}", ("Yes",), ({"Yes": -0.25, "No": -1.5},), "stop") for q in "ab"]
+    assert out == [[expected[0]] * 2, [expected[1]] * 2]
+
+
+def test_vllm_engine_defaults_leave_max_model_len_to_vllm(fake_vllm):
+    fake = fake_vllm(lambda messages: "")
+    VLLMBackend("m")
+    assert fake.llm_kwargs == [{"model": "m", "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9,
+                                "dtype": "auto", "seed": 0}]
+
+
+@pytest.mark.parametrize("kwargs", [{"tensor_parallel_size": 0}, {"gpu_memory_utilization": 0.0},
+                                    {"gpu_memory_utilization": 1.5}, {"max_model_len": 0}, {"dtype": ""}])
+def test_vllm_engine_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        VLLMEngineConfig(**kwargs)
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible

@@ -33,6 +33,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"sparkrl demo: {err}", file=sys.stderr)
         return 2
     if args.fresh and args.out.exists():
+        # Only a demo folder (or an empty one) is deleted: `--out . --fresh` must not wipe a project.
+        if any(args.out.iterdir()) and not (args.out / "demo-config.json").exists():
+            print(f"sparkrl demo: --fresh refuses to delete {args.out}: it is not empty and holds no "
+                  "demo-config.json (not a demo folder)", file=sys.stderr)
+            return 2
         shutil.rmtree(args.out)
     started = time.perf_counter()
 

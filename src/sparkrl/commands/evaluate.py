@@ -39,8 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retries", type=int, default=3, help="openai backend: retries on 5xx/connection errors")
     parser.add_argument("--device", default="cpu", help="hf backend: torch device (cpu, cuda, cuda:1)")
-    parser.add_argument("--dtype", default="auto", help="hf backend: torch dtype (auto, float32, bfloat16)")
+    parser.add_argument(
+        "--dtype", default="auto", help="hf and vllm backends: dtype (auto, float32, bfloat16, float16)"
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="hf backend: sequences per generate call")
+    parser.add_argument(
+        "--tensor-parallel-size", type=int, default=1, help="vllm backend: GPUs the model is split over"
+    )
+    parser.add_argument(
+        "--gpu-memory-utilization", type=float, default=0.9,
+        help="vllm backend: fraction of each GPU's memory vLLM may claim",
+    )
+    parser.add_argument(
+        "--max-model-len", type=int, help="vllm backend: longest prompt + completion in tokens (default: the model's)"
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--n", type=int, default=1, help="samples per question (best_of_n, votes, maj@k)")
@@ -68,7 +80,14 @@ def build_backend(args: argparse.Namespace):
             args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size
         )
     if args.backend == "vllm":
-        return backends.VLLMBackend(args.model, seed=args.seed)
+        engine = backends.VLLMEngineConfig(
+            tensor_parallel_size=args.tensor_parallel_size,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            max_model_len=args.max_model_len,
+            dtype=args.dtype,
+            seed=args.seed,
+        )
+        return backends.VLLMBackend(args.model, engine)
     if not args.base_url:
         raise backends.BackendError("--backend openai needs --base-url")
     return backends.OpenAIBackend(

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "Recycle scored rollout groups (JSONL) into pointwise, pairwise and reflection items."
+HELP = "recycle scored rollout groups (JSONL) into pointwise, pairwise and reflection items"
 
 
 class InputError(ValueError):
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--kinds", default="pointwise,pairwise,reflection", help="comma-separated tasks to build")
     # Caps left out keep RecyclingConfig's defaults: 0.5 judge and 0.5 reflection items per
     # group (the authors' 32 + 32 per 64 prompts), no absolute cap.
-    per_group = "cap per group (floor of value x groups), or 'none'"
+    per_group = "cap per group (value x groups, rounded up), or 'none'"
     add("--judge-per-group", type=_per_group, default=argparse.SUPPRESS, help=f"judge items {per_group} (default: 0.5)")
     add("--reflection-per-group", type=_per_group, default=argparse.SUPPRESS,
         help=f"reflection items {per_group} (default: 0.5)")

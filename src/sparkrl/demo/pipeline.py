@@ -18,29 +18,31 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from sparkrl.demo.claims import check_claims
 from sparkrl.demo.measure import MeasureJob, measure
-from sparkrl.demo.runs import RunSpec, checkpoints, run_specs, train_all, write_config
+from sparkrl.demo.runs import RunError, RunSpec, checkpoints, run_specs, train_all, write_config
 from sparkrl.demo.workload import TextWorkload, Workload
 
 Progress = Callable[[str], None]
 
 # Recycling settings of the demo runs: pointwise items use Yes/No only (the tiny model keeps
 # one verdict vocabulary per judge kind), and the pool keeps only recent items.
-DEMO_RECYCLING: dict[str, Any] = {"letter_prob": 0.0}
+DEMO_RECYCLING: Mapping[str, Any] = MappingProxyType({"letter_prob": 0.0})
 POOL_CAPACITY = 64
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """What the demo runs; everything that shapes its numbers is here (and in the workload).
+    """What the demo runs. What shapes its numbers is here, in the workload (model, task, GRPO
+    settings) and in `sparkrl.demo.measure` (greedy decoding, 2 self-reflection rounds).
 
     jobs: processes run at the same time (training runs, then evaluations), one thread each.
     curve_points: checkpoints per run evaluated for the curves against policy step.
@@ -80,7 +82,9 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
     out = Path(config.out)
     workload = config.workload()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo-config.json").write_text(json.dumps({**asdict(config), "out": str(out), "workload": repr(workload)}, indent=2))
+    record = {**asdict(config), "out": str(out), "workload": repr(workload)}
+    check_resumable(out / "demo-config.json", record)
+    (out / "demo-config.json").write_text(json.dumps(record, indent=2))
 
     warm = out / "models" / "warmstart"
     warm_report = _warm_start(workload, warm, config.seed, progress)
@@ -112,6 +116,22 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
     return summary
 
 
+# Settings that shape the models and numbers: a folder made with other values cannot be resumed.
+SHAPING = ("seed", "modality", "quick", "workload", "eval_problems", "judge_items", "train_problems", "curve_points")
+
+
+def check_resumable(path: Path, record: dict[str, Any]) -> None:
+    """Refuse to resume a demo folder made with other settings: its warm start, runs and
+    evaluations would be mixed into one summary."""
+    if not path.exists():
+        return
+    before = json.loads(path.read_text())
+    changed = [f"{key} {before.get(key)!r} -> {record[key]!r}" for key in SHAPING if before.get(key) != record[key]]
+    if changed:
+        raise RunError(f"{path.parent} holds a demo run with other settings ({'; '.join(changed)}); "
+                       "use --fresh to start it over, or another --out")
+
+
 def _warm_start(workload: Workload, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
     report_file = folder / "warmstart.json"
     if report_file.exists():
@@ -132,7 +152,10 @@ def _publish(spec: RunSpec, models: Path) -> Path:
     """Copy a run's final model to DIR/models/<name> (a folder `sparkrl eval` and `sparkrl train` accept)."""
     target = models / spec.name
     if not target.is_dir():
-        shutil.copytree(spec.final, target)
+        partial = target.with_name(target.name + ".partial")  # a copy cut short is never taken as done
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(spec.final, partial)
+        partial.rename(target)
     return target
 
 

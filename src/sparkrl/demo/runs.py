@@ -5,7 +5,7 @@ warm-started model with the same policy-step budget and GRPO settings; runs diff
 their `spark` section (plain GRPO is `schedule: off`). Each run gets one thread and its own
 process, so on a 2-core machine plain GRPO and SPARK train at the same time.
 
-A run that finished earlier (its `final/` folder exists) is not trained again, and a run that
+A run that finished earlier (`sparkrl train` exited 0; marked by a `finished` file) is not trained again, and a run that
 was interrupted resumes from its newest checkpoint, so re-running the demo never loses work.
 """
 
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -26,11 +27,11 @@ import yaml
 Progress = Callable[[str], None]
 
 # Ablations: SPARK with a single kind of recycled item.
-ABLATIONS: dict[str, tuple[str, ...]] = {
+ABLATIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "spark-pointwise": ("pointwise",),
     "spark-pairwise": ("pairwise",),
     "spark-reflection": ("reflection",),
-}
+})
 
 
 class RunError(RuntimeError):
@@ -53,6 +54,12 @@ class RunSpec:
     @property
     def log(self) -> Path:
         return self.folder / "train.log"
+
+    @property
+    def done(self) -> bool:
+        """Trained to the end: `sparkrl train` exited 0 (a `final/` folder alone may be half
+        written by an interrupted save)."""
+        return (self.folder / "finished").exists() and self.final.is_dir()
 
 
 def run_specs(
@@ -108,31 +115,39 @@ class _Running:
 
 
 def train_all(specs: Sequence[RunSpec], configs: Mapping[str, Path], jobs: int, progress: Progress, every_s: float = 15.0) -> dict[str, float]:
-    """Train every run not finished yet, `jobs` at a time; returns wall seconds per run."""
-    waiting = [s for s in specs if not s.final.is_dir()]
+    """Train every run not finished yet, `jobs` at a time; returns wall seconds per run.
+
+    Whatever stops this loop (a failed run, Ctrl-C) stops and reaps the runs still going, so
+    none keeps writing checkpoints into a folder that the next demo run resumes from."""
+    waiting = [s for s in specs if not s.done]
     for spec in specs:
-        if spec.final.is_dir():
+        if spec.done:
             progress(f"{spec.name}: already trained ({spec.final})")
     running: list[_Running] = []
     seconds: dict[str, float] = {}
     last_report = 0.0
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            spec = waiting.pop(0)
-            running.append(_Running(spec, _launch(spec, configs[spec.name])))
-            progress(f"{spec.name}: training started (log: {spec.log})")
-        time.sleep(0.5)
-        for job in [j for j in running if j.process.poll() is not None]:
-            running.remove(job)
-            if job.process.returncode != 0:
-                for other in running:
-                    other.process.terminate()
-                raise RunError(f"{job.spec.name}: training failed (exit {job.process.returncode}); see {job.spec.log}")
-            seconds[job.spec.name] = time.perf_counter() - job.started
-            progress(f"{job.spec.name}: finished in {seconds[job.spec.name]:.0f}s")
-        if running and time.perf_counter() - last_report >= every_s:
-            last_report = time.perf_counter()
-            progress(" | ".join(describe_progress(j.spec) for j in running))
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                spec = waiting.pop(0)
+                running.append(_Running(spec, _launch(spec, configs[spec.name])))
+                progress(f"{spec.name}: training started (log: {spec.log})")
+            time.sleep(0.5)
+            for job in [j for j in running if j.process.poll() is not None]:
+                running.remove(job)
+                if job.process.returncode != 0:
+                    raise RunError(f"{job.spec.name}: training failed (exit {job.process.returncode}); see {job.spec.log}")
+                (job.spec.folder / "finished").write_text("sparkrl train exited 0\n")
+                seconds[job.spec.name] = time.perf_counter() - job.started
+                progress(f"{job.spec.name}: finished in {seconds[job.spec.name]:.0f}s")
+            if running and time.perf_counter() - last_report >= every_s:
+                last_report = time.perf_counter()
+                progress(" | ".join(describe_progress(j.spec) for j in running))
+    finally:
+        for job in running:
+            job.process.terminate()
+        for job in running:
+            job.process.wait()
     return seconds
 
 
@@ -141,8 +156,8 @@ def _launch(spec: RunSpec, config: Path) -> subprocess.Popen[bytes]:
     if any(spec.folder.glob("checkpoint-*")):
         command.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    log = spec.log.open("ab")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with spec.log.open("ab") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def read_metrics(folder: Path) -> list[dict[str, Any]]:
@@ -174,10 +189,14 @@ def describe_progress(spec: RunSpec) -> str:
 
 
 def checkpoints(spec: RunSpec) -> list[tuple[int, Path]]:
-    """(policy steps trained, folder) of each saved checkpoint, in order."""
-    found = []
+    """(policy steps trained, folder) of the saved checkpoints, in order. A SPARK policy round
+    and the recycled round after it share a policy-step count; the later checkpoint (highest
+    global step) stands for that count, so the choice never depends on directory order."""
+    latest: dict[int, tuple[int, Path]] = {}
     for folder in spec.folder.glob("checkpoint-*"):
         state = folder / "sparkrl_state.json"
-        if state.exists():
-            found.append((int(json.loads(state.read_text())["policy_rounds"]), folder))
-    return sorted(found)
+        if state.exists() and folder.name.removeprefix("checkpoint-").isdigit():
+            policy_steps, step = int(json.loads(state.read_text())["policy_rounds"]), int(folder.name.split("-")[1])
+            if policy_steps not in latest or step > latest[policy_steps][0]:
+                latest[policy_steps] = (step, folder)
+    return [(policy_steps, folder) for policy_steps, (_, folder) in sorted(latest.items())]

@@ -14,6 +14,7 @@ from sparkrl.inference.backends import (
     OpenAIBackend,
     SamplingParams,
     VLLMBackend,
+    VLLMEngineConfig,
     chat_messages,
 )
 from sparkrl.inference.strategies import (
@@ -41,6 +42,7 @@ __all__ = [
     "StrategySettings",
     "Task",
     "VLLMBackend",
+    "VLLMEngineConfig",
     "chat_messages",
     "run_strategy",
     "verdict_probability",

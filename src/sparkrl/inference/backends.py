@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -179,7 +179,7 @@ class HFBackend:
 
         from sparkrl.runs import is_vision_language, load_model_and_tokenizer
 
-        if is_vision_language(AutoConfig.from_pretrained(path)):
+        if is_vision_language(AutoConfig.from_pretrained(path, local_files_only=True)):
             # The loader training uses: the right model class, and the processor with it.
             model, processor = load_model_and_tokenizer(path, dtype)
             return cls(model.to(device), processor, batch_size=batch_size, name=path)
@@ -300,10 +300,43 @@ def _cuda_devices(model: Any) -> list[int]:
 # --------------------------------------------------------------------------- vLLM
 
 
+@dataclass(frozen=True)
+class VLLMEngineConfig:
+    """The `vllm.LLM` engine settings we expose; None leaves vLLM's own default.
+
+    tensor_parallel_size: GPUs one model is split over.
+    gpu_memory_utilization: fraction (0, 1] of each GPU's memory vLLM may claim.
+    max_model_len: longest prompt plus completion, in tokens (None: the model's own).
+    dtype: weight and activation dtype ("auto", "bfloat16", "float16", "float32").
+    seed: the engine's seed (per-request seeds come from SamplingParams).
+    """
+
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    dtype: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ValueError(f"max_model_len must be >= 1, got {self.max_model_len}")
+        if not self.dtype:
+            raise ValueError("dtype must be a non-empty string such as 'auto' or 'bfloat16'")
+
+    def llm_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `vllm.LLM`, unset ones left out."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
 class VLLMBackend:
     """Offline inference with `vllm.LLM`; vllm is imported only when this backend is built."""
 
-    def __init__(self, path: str, **llm_kwargs: Any) -> None:
+    def __init__(self, path: str, engine: VLLMEngineConfig | None = None) -> None:
+        self.engine = engine or VLLMEngineConfig()
         try:
             import vllm
         except ImportError as err:
@@ -313,7 +346,7 @@ class VLLMBackend:
             ) from err
         self._vllm = vllm
         self.name = path
-        self.llm = vllm.LLM(model=path, **llm_kwargs)
+        self.llm = vllm.LLM(model=path, **self.engine.llm_kwargs())
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "vllm", "model": self.name}

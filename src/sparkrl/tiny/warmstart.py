@@ -123,6 +123,8 @@ def _verdict_pair(
 def pointwise_pair(
     problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, letter_prob: float = 0.0
 ) -> SupervisedPair:
+    """A pointwise pair; `letter_prob` of them use the option-letter variant (0 by default: the
+    demo's recycling asks Yes/No only, and the tiny model keeps one verdict vocabulary per kind)."""
     is_right = rng.random() < 0.5
     candidate = problem.answer if is_right else boxed_answer(wrong_solution(problem, rng))
     letters = rng.random() < letter_prob

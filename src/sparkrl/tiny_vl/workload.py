@@ -13,8 +13,8 @@ random initial weights. Trained from scratch together with the language model, t
 every patch onto nearly one feature direction within a few hundred steps (the language model
 learns to ignore the image before it learns to read it) and the model answers blind: held-out
 greedy accuracy 24%, always `0+0+0+0=0`, after 2,000 steps. With them frozen, the random patch
-features keep the colours apart and the language model learns to read them (95% after 3,000
-steps). RL keeps them frozen as well (`model.freeze`), and trains the language model.
+features keep the colours apart and the language model learns to read them (99.5% held-out
+greedy accuracy after the demo's 3,000 steps). RL keeps them frozen as well (`model.freeze`), and trains the language model.
 """
 
 from __future__ import annotations
