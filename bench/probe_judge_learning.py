@@ -8,6 +8,7 @@ at least as many items as this. The demo's warm start never sees such data (its 
 random); this script only starts from the demo's warm-started model.
 
     python bench/probe_judge_learning.py --model runs/demo-seed0/models/warmstart
+    python bench/probe_judge_learning.py --modality image --model runs/demo-image-seed0/models/warmstart
 
 Prints, after every block of supervised steps, the held-out pairwise accuracy (greedy, 200
 balanced test-split items of `sparkrl.tiny.task.judge_examples`, each asked in one order, so
@@ -55,14 +56,63 @@ def held_out_scores(model, tokenizer, task: TaskConfig) -> tuple[float, float]:
     return right / len(rows), copied / len(rows)
 
 
+def image_probe(args: argparse.Namespace) -> None:
+    """The same question for the image task, whose answers are one-digit counts: labelled
+    pairwise replies (right count, candidates copied, right letter) on train boards, then the
+    demo's held-out items through `sparkrl.demo.measure` (pairwise asked in both orders)."""
+    import tempfile
+    from pathlib import Path
+
+    from sparkrl.demo.measure import MeasureJob, measure
+    from sparkrl.runs import freeze_parameters, load_model_and_tokenizer
+    from sparkrl.tiny.task import boxed_answer
+    from sparkrl.tiny_vl.task import correct_solution as count_solution
+    from sparkrl.tiny_vl.task import generate_problems as boards
+    from sparkrl.tiny_vl.task import wrong_solution
+    from sparkrl.tiny_vl.warmstart import ImagePair, warm_start_vl
+    from sparkrl.tiny_vl.workload import ImageWorkload
+
+    workload = ImageWorkload()
+    task = workload._task()
+    model, processor = load_model_and_tokenizer(args.model)
+    freeze_parameters(model, workload.frozen)
+    rng = random.Random("probe-judge/image")
+    pairs = []
+    for problem in boards(task, "train", 2000, 7):
+        wrong, right = boxed_answer(wrong_solution(problem, rng)), rng.choice("AB")
+        a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
+        prompt = pairwise_prompt(problem.question, a, b, rng, templates=TINY_TEMPLATES)
+        reply = judge_reply(count_solution(problem), f"A: {a} B: {b}", right)
+        pairs.append(ImagePair(SupervisedPair(prompt, reply, "pairwise", right, right), problem))
+    out = Path(tempfile.mkdtemp(prefix="probe-judge-image-"))
+    items = {"reasoning": workload.reasoning_items(out / "data", 50, 0),
+             "pointwise": workload.judge_items(out / "data", "pointwise", 50, 0),
+             "pairwise": workload.judge_items(out / "data", "pairwise", 200, 0)}
+    started = time.perf_counter()
+    for block in range(1, args.blocks + 1):
+        config = WarmStartConfig(steps=args.steps, learning_rate=args.learning_rate, warmup_steps=5, log_every=args.steps)
+        warm_start_vl(model, processor, pairs, config, task.cell, block, progress=None)
+        folder = out / f"model-{block}"
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        result = measure(MeasureJob(str(folder), str(out / f"eval-{block}"), items, "tiny", 40, reflection=False))
+        print(f"after {block * args.steps} supervised steps ({block * args.steps * 32} labelled replies, "
+              f"{time.perf_counter() - started:.0f}s): pairwise {result['judge_pairwise_accuracy']:.3f} "
+              f"(both orders), policy {result['policy_accuracy']:.3f}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a warm-started tiny model folder (the demo's models/warmstart)")
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--steps", type=int, default=100, help="supervised steps per block (batch 32)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--modality", choices=("text", "image"), default="text")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.modality == "image":
+        image_probe(args)
+        return 0
     model = AutoModelForCausalLM.from_pretrained(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     task = TaskConfig()

@@ -33,9 +33,7 @@ from sparkrl.demo.workload import TextWorkload, Workload
 
 Progress = Callable[[str], None]
 
-# Recycling settings of the demo runs: pointwise items use Yes/No only (the tiny model keeps
-# one verdict vocabulary per judge kind), and the pool keeps only recent items.
-DEMO_RECYCLING: Mapping[str, Any] = MappingProxyType({"letter_prob": 0.0})
+# The pool of the demo runs keeps only recent items.
 POOL_CAPACITY = 64
 
 
@@ -90,7 +88,7 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
     warm_report = _warm_start(workload, warm, config.seed, progress)
     train = workload.write_train_data(out / "data", config.train_problems, config.seed)
 
-    specs = run_specs(out / "runs", workload.policy_steps, config.curve_points, config.ablations, DEMO_RECYCLING, POOL_CAPACITY)
+    specs = run_specs(out / "runs", workload.policy_steps, config.curve_points, config.ablations, workload.recycling, POOL_CAPACITY)
     grpo = workload.grpo_settings()
     configs = {spec.name: write_config(spec, warm, train, config.seed, workload.templates, grpo, workload.frozen) for spec in specs}
     progress(f"RL: {', '.join(s.name for s in specs)}; {workload.policy_steps} policy steps each, {config.jobs} at a time")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from sparkrl.benchmarks import PairwiseItem, PointwiseItem
@@ -31,6 +32,7 @@ class Workload(Protocol):
     templates: str  # judge/reflection template set, as `sparkrl.templates.resolve_templates` reads it
     policy_steps: int  # policy-step budget of each RL run
     frozen: tuple[str, ...]  # parameter-name prefixes RL leaves alone (`model.freeze`)
+    recycling: Mapping[str, Any]  # `spark.recycling` settings of the SPARK runs
 
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
         """Build the tiny model from scratch, warm-start it and save it (with its tokenizer or
@@ -69,6 +71,8 @@ class TextWorkload:
     name: str = field(default="text", init=False)
     templates: str = field(default="tiny", init=False)
     frozen: tuple[str, ...] = field(default=(), init=False)
+    # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
+    recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}), init=False)
 
     @property
     def policy_steps(self) -> int:
