@@ -33,10 +33,14 @@ def test_image_claims_compare_spark_with_grpo():
     assert first.holds and "GRPO" in first.name
 
 
+def _quick_demo_command(out: Path) -> list[str]:
+    return [sys.executable, "-m", "sparkrl", "demo", "--quick", "--ablations", "--out", str(out), "--jobs", "2"]
+
+
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "out"
-    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--ablations", "--out", str(out), "--jobs", "2"]
+    command = _quick_demo_command(out)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
@@ -66,7 +70,7 @@ def test_quick_demo_writes_summary_report_plots_and_models(quick_demo: tuple[Pat
 def test_rerunning_the_demo_resumes_instead_of_retraining(quick_demo: tuple[Path, str]) -> None:
     out, _ = quick_demo
     before = json.loads((out / "summary.json").read_text())
-    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--ablations", "--out", str(out), "--jobs", "2"]
+    command = _quick_demo_command(out)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warm start: already done" in result.stdout
@@ -165,7 +169,7 @@ def test_an_interrupted_run_is_trained_again_and_its_model_republished(quick_dem
     out, _ = quick_demo
     (out / "runs" / "grpo" / "finished").unlink()
     shutil.rmtree(out / "models" / "grpo")
-    command = [sys.executable, "-m", "sparkrl", "demo", "--quick", "--ablations", "--out", str(out), "--jobs", "2"]
+    command = _quick_demo_command(out)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "grpo: training started" in result.stdout and "spark: already trained" in result.stdout

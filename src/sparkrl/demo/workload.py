@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -54,6 +54,37 @@ class Workload(Protocol):
     def grpo_settings(self) -> dict[str, Any]:
         """TRL `GRPOConfig` fields of this workload's RL runs."""
         ...
+
+
+def balanced_judge_items(kind: str, cases: Sequence[tuple[str, str, str, tuple[str, ...]]]) -> list[Any]:
+    """Held-out judge items from (question, right solution, wrong solution, images) cases, the
+    labels alternating so that they are exactly balanced (a one-verdict judge scores 50%)."""
+    if kind not in (TASK_POINTWISE, TASK_PAIRWISE):
+        raise ValueError(f"kind must be {TASK_POINTWISE!r} or {TASK_PAIRWISE!r}, got {kind!r}")
+    items: list[Any] = []
+    for index, (question, right, wrong, images) in enumerate(cases):
+        first = index % 2 == 0
+        if kind == TASK_POINTWISE:
+            response, label = (right, "Yes") if first else (wrong, "No")
+            items.append(PointwiseItem(question, response, label, images))
+        else:
+            a, b = (right, wrong) if first else (wrong, right)
+            items.append(PairwiseItem(question, a, b, "A" if first else "B", images))
+    return items
+
+
+def demo_grpo_settings(quick: bool, max_completion_length: int) -> dict[str, Any]:
+    """The GRPO settings every demo run shares; a workload sets only the completion length."""
+    prompts = 4 if quick else 16
+    return {
+        "num_generations": 8,
+        "per_device_train_batch_size": 8 * prompts,
+        "max_completion_length": max_completion_length,
+        "learning_rate": 3e-4,
+        "lr_scheduler_type": "constant",
+        "beta": 0.0,
+        "temperature": 1.0,
+    }
 
 
 @dataclass(frozen=True)
@@ -122,28 +153,9 @@ class TextWorkload:
     def judge_items(self, folder: Path, kind: str, n: int, seed: int) -> list[PointwiseItem] | list[PairwiseItem]:
         from sparkrl.tiny.task import correct_solution, generate_problems, wrong_solution
 
-        if kind not in (TASK_POINTWISE, TASK_PAIRWISE):
-            raise ValueError(f"kind must be {TASK_POINTWISE!r} or {TASK_PAIRWISE!r}, got {kind!r}")
         rng = random.Random(f"demo-judge/{kind}/{seed}")
-        items: list[Any] = []
-        for index, problem in enumerate(generate_problems(self._task(), "test", n, seed)):
-            right, wrong = correct_solution(problem), wrong_solution(problem, rng)
-            first = index % 2 == 0  # exactly balanced labels
-            if kind == TASK_POINTWISE:
-                items.append(PointwiseItem(problem.question, right if first else wrong, "Yes" if first else "No"))
-            else:
-                a, b = (right, wrong) if first else (wrong, right)
-                items.append(PairwiseItem(problem.question, a, b, "A" if first else "B"))
-        return items
+        problems = generate_problems(self._task(), "test", n, seed)
+        return balanced_judge_items(kind, [(p.question, correct_solution(p), wrong_solution(p, rng), ()) for p in problems])
 
     def grpo_settings(self) -> dict[str, Any]:
-        prompts = 4 if self.quick else 16
-        return {
-            "num_generations": 8,
-            "per_device_train_batch_size": 8 * prompts,
-            "max_completion_length": 48,
-            "learning_rate": 3e-4,
-            "lr_scheduler_type": "constant",
-            "beta": 0.0,
-            "temperature": 1.0,
-        }
+        return demo_grpo_settings(self.quick, max_completion_length=48)

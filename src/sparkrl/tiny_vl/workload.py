@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sparkrl.benchmarks import PairwiseItem, PointwiseItem
-from sparkrl.demo.workload import Progress
+from sparkrl.demo.workload import Progress, balanced_judge_items, demo_grpo_settings
 from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.tiny_vl.task import ShapeProblem, ShapeTaskConfig
 
@@ -125,22 +125,13 @@ class ImageWorkload:
     def judge_items(self, folder: Path, kind: str, n: int, seed: int) -> list[PointwiseItem] | list[PairwiseItem]:
         from sparkrl.tiny_vl.task import correct_solution, generate_problems, wrong_solution
 
-        if kind not in (TASK_POINTWISE, TASK_PAIRWISE):
+        if kind not in (TASK_POINTWISE, TASK_PAIRWISE):  # before any image is rendered
             raise ValueError(f"kind must be {TASK_POINTWISE!r} or {TASK_PAIRWISE!r}, got {kind!r}")
         rng = random.Random(f"demo-judge/{kind}/{seed}")
         problems = generate_problems(self._task(), "test", n, seed)
-        items: list[Any] = []
         images = self._render(problems, folder, f"{kind}-{seed}")
-        for index, (problem, image) in enumerate(zip(problems, images)):
-            right, wrong = correct_solution(problem), wrong_solution(problem, rng)
-            first = index % 2 == 0  # exactly balanced labels
-            if kind == TASK_POINTWISE:
-                response, label = (right, "Yes") if first else (wrong, "No")
-                items.append(PointwiseItem(problem.question, response, label, (image,)))
-            else:
-                a, b = (right, wrong) if first else (wrong, right)
-                items.append(PairwiseItem(problem.question, a, b, "A" if first else "B", (image,)))
-        return items
+        cases = [(p.question, correct_solution(p), wrong_solution(p, rng), (image,)) for p, image in zip(problems, images)]
+        return balanced_judge_items(kind, cases)
 
     def _render(self, problems: list[ShapeProblem], folder: Path, prefix: str) -> list[str]:
         """Each problem's board as `folder/images/<prefix>-<index>.png`; returns the paths."""
@@ -156,15 +147,6 @@ class ImageWorkload:
         return paths
 
     def grpo_settings(self) -> dict[str, Any]:
-        prompts = 4 if self.quick else 16
-        return {
-            "num_generations": 8,
-            "per_device_train_batch_size": 8 * prompts,
-            # A judge reply (count, copied candidates, verdict) is 2 * grid^2 + 23 tokens for
-            # one-digit counts (31 on a 2x2 board); the rest is slack.
-            "max_completion_length": 2 * self.grid**2 + 28,
-            "learning_rate": 3e-4,
-            "lr_scheduler_type": "constant",
-            "beta": 0.0,
-            "temperature": 1.0,
-        }
+        # A judge reply (count, copied candidates, verdict) is 2 * grid^2 + 23 tokens for
+        # one-digit counts (31 on a 2x2 board); the rest is slack.
+        return demo_grpo_settings(self.quick, max_completion_length=2 * self.grid**2 + 28)
