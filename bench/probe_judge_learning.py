@@ -10,10 +10,17 @@ random); this script only starts from the demo's warm-started model.
     python bench/probe_judge_learning.py --model runs/demo-seed0/models/warmstart
     python bench/probe_judge_learning.py --modality image --model runs/demo-image-seed0/models/warmstart
 
+Without `--model` it first builds and warm-starts a tiny model itself (the demo's warm-start
+data and settings) on the task format given by `--asked`, `--explicit-carries` and
+`--templates`, so formats can be compared from scratch, e.g. the one-token, fixed-distance one:
+
+    python bench/probe_judge_learning.py --asked tens --explicit-carries --templates tiny-fixed --blocks 4 --steps 250
+
 Prints, after every block of supervised steps, the held-out pairwise accuracy (greedy, 200
 balanced test-split items of `sparkrl.tiny.task.judge_examples`, each asked in one order, so
 chance is 50% but the number is not the demo report's, which asks every item in both orders)
-and the share of replies that copied both candidates correctly.
+the share of replies that copied both candidates correctly, and the share whose own worked
+answer is right.
 """
 
 from __future__ import annotations
@@ -26,34 +33,53 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from sparkrl.templates import pairwise_prompt
+from sparkrl.templates import TemplateSet, pairwise_prompt, resolve_templates
 from sparkrl.tiny.measure import complete
 from sparkrl.tiny.task import TaskConfig, correct_solution, generate_problems, judge_examples, wrong_answer
 from sparkrl.tiny.templates import TINY_TEMPLATES
 from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, judge_reply, warm_start
 
 
-def labelled_pairs(task: TaskConfig, n: int, seed: int) -> list[SupervisedPair]:
+def labelled_pairs(task: TaskConfig, n: int, seed: int, templates: TemplateSet = TINY_TEMPLATES) -> list[SupervisedPair]:
     rng = random.Random(f"probe-judge/{seed}")
     pairs = []
     for problem in generate_problems(task, "train", n, seed):
         wrong, right = wrong_answer(problem, rng), rng.choice("AB")
         a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
-        prompt = pairwise_prompt(problem.question, a, b, rng, templates=TINY_TEMPLATES)
+        prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
         reply = judge_reply(correct_solution(problem), f"A: {a} B: {b}", right)
         pairs.append(SupervisedPair(prompt, reply, "pairwise", right, right))
     return pairs
 
 
-def held_out_scores(model, tokenizer, task: TaskConfig) -> tuple[float, float]:
-    rows = judge_examples(task, "test", 200, 0, "pairwise", TINY_TEMPLATES)
+def held_out_scores(model, tokenizer, task: TaskConfig, templates: TemplateSet = TINY_TEMPLATES) -> dict[str, float]:
+    """Pairwise accuracy, candidates copied, own worked answer right (greedy, 200 test items)."""
+    rows = judge_examples(task, "test", 200, 0, "pairwise", templates)
     replies = [r[0] for r in complete(model, tokenizer, [row.question for row in rows], max_new_tokens=48)]
-    right = sum(reply.rstrip().endswith(f"\\boxed{{{row.answer}}}") for row, reply in zip(rows, replies))
-    copied = 0
+    right = copied = own = 0
     for row, reply in zip(rows, replies):
+        right += reply.rstrip().endswith(f"\\boxed{{{row.answer}}}")
         a, b = re.search(r"A: (\d+)", row.question).group(1), re.search(r"B: (\d+)", row.question).group(1)
         copied += f"vs A: {a} B: {b} " in reply
-    return right / len(rows), copied / len(rows)
+        own += f"\\boxed{{{row.source['truth']}}} vs " in reply
+    return {"pairwise": right / len(rows), "copied": copied / len(rows), "own answer right": own / len(rows)}
+
+
+def from_scratch(task: TaskConfig, templates: TemplateSet, seed: int):
+    """The demo's warm start (data, steps, model size) on `task` and `templates`."""
+    from sparkrl.tiny import WarmStartData, build_pairs, build_tiny_model, build_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, seed, "micro")
+    pairs = build_pairs(task, WarmStartData(), seed, templates=templates)
+    report = warm_start(model, tokenizer, pairs, WarmStartConfig(log_every=250), seed)
+    print(f"warm start: {report.steps} steps in {report.seconds:.0f}s", flush=True)
+    return model, tokenizer
+
+
+def show(scores: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.3f}" for name, value in scores.items())
 
 
 def image_probe(args: argparse.Namespace) -> None:
@@ -103,7 +129,12 @@ def image_probe(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a warm-started tiny model folder (the demo's models/warmstart)")
+    parser.add_argument("--model", help="a warm-started tiny model folder (the demo's models/warmstart); "
+                        "without it, a model is warm-started here on the format below")
+    parser.add_argument("--asked", choices=("sum", "tens"), default="sum", help="text task: the answer asked for")
+    parser.add_argument("--explicit-carries", action="store_true", help="text task: write every carry, 0 included")
+    parser.add_argument("--templates", default="tiny", help="text task: judge templates (tiny, tiny-fixed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the warm start built here")
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--steps", type=int, default=100, help="supervised steps per block (batch 32)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -111,21 +142,24 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.modality == "image":
+        if not args.model:
+            parser.error("--modality image needs --model (the image demo's models/warmstart)")
         image_probe(args)
         return 0
-    model = AutoModelForCausalLM.from_pretrained(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    task = TaskConfig()
-    pairs = labelled_pairs(task, 3000, seed=5)
-    accuracy, copied = held_out_scores(model, tokenizer, task)
-    print(f"before: pairwise {accuracy:.3f}, candidates copied {copied:.3f}", flush=True)
+    task = TaskConfig(asked=args.asked, explicit_carries=args.explicit_carries)
+    templates = resolve_templates(args.templates)
+    if args.model:
+        model, tokenizer = AutoModelForCausalLM.from_pretrained(args.model), AutoTokenizer.from_pretrained(args.model)
+    else:
+        model, tokenizer = from_scratch(task, templates, args.seed)
+    pairs = labelled_pairs(task, 3000, seed=5, templates=templates)
+    print(f"before: {show(held_out_scores(model, tokenizer, task, templates))}", flush=True)
     started = time.perf_counter()
     for block in range(1, args.blocks + 1):
         config = WarmStartConfig(steps=args.steps, learning_rate=args.learning_rate, warmup_steps=5, log_every=args.steps)
         warm_start(model, tokenizer, pairs, config, seed=block, progress=None)
-        accuracy, copied = held_out_scores(model, tokenizer, task)
         print(f"after {block * args.steps} supervised steps ({block * args.steps * 32} labelled replies, "
-              f"{time.perf_counter() - started:.0f}s): pairwise {accuracy:.3f}, candidates copied {copied:.3f}", flush=True)
+              f"{time.perf_counter() - started:.0f}s): {show(held_out_scores(model, tokenizer, task, templates))}", flush=True)
     return 0
 
 

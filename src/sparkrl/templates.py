@@ -333,6 +333,7 @@ def reflection_pool(templates: TemplateSet, mode: str) -> tuple[str, ...]:
 NAMED_TEMPLATES: Mapping[str, str] = MappingProxyType({
     "default": "sparkrl.templates:DEFAULT_TEMPLATES",
     "tiny": "sparkrl.tiny.templates:TINY_TEMPLATES",
+    "tiny-fixed": "sparkrl.tiny.templates:TINY_FIXED_TEMPLATES",
 })
 
 

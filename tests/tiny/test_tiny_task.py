@@ -101,7 +101,7 @@ def test_teacher_slips_only_on_carries_at_the_configured_rate() -> None:
 
 def test_columns_dropping_a_carry_changes_the_total_by_it() -> None:
     cols = columns(Problem((58, 67)), dropped=frozenset([1]))
-    assert [c.text for c in cols] == ["8+7=15", "5+6=11"]
+    assert [c.text() for c in cols] == ["8+7=15", "5+6=11"]
 
 
 def test_examples_are_bare_questions_with_integer_answers() -> None:
@@ -134,7 +134,8 @@ def test_judge_examples_reject_unknown_kind() -> None:
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"operands": 1}, "operands"), ({"digits": 0}, "digits"), ({"carry_slip": 1.5}, "carry_slip"), ({"test_fraction": 0.0}, "test_fraction")],
+    [({"operands": 1}, "operands"), ({"digits": 0}, "digits"), ({"carry_slip": 1.5}, "carry_slip"),
+     ({"test_fraction": 0.0}, "test_fraction"), ({"asked": "units"}, "asked")],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -155,3 +156,30 @@ def test_problem_rejects_negative_and_single_operands() -> None:
         Problem((5,))
     with pytest.raises(ValueError):
         Problem((5, -1))
+
+
+def test_tens_digit_and_explicit_carries_text() -> None:
+    problem = Problem((347, 285), asked="tens", explicit_carries=True)
+    assert problem.question == "tens of 347+285"
+    assert problem.answer == "3"
+    assert correct_solution(problem) == "7+5=12 4+8+1=13 3+2+1=6 \\boxed{3}"
+    assert correct_solution(Problem((97, 41), explicit_carries=True)) == "7+1=8 9+4+0=13 \\boxed{138}"
+    with pytest.raises(ValueError, match="asked"):
+        Problem((1, 2), asked="units")
+
+
+def test_explicit_carries_give_solutions_of_one_length() -> None:
+    config = TaskConfig(asked="tens", explicit_carries=True)
+    rng = random.Random(0)
+    problems = generate_problems(config, "train", 300, seed=1)
+    lengths = {len(s) for p in problems for s in (correct_solution(p), teacher_solution(p, rng, 0.5), wrong_solution(p, rng))}
+    # Column totals have one or two digits; everything else is fixed.
+    assert max(lengths) - min(lengths) <= 2
+    assert all(p.asked == "tens" and p.explicit_carries for p in problems)
+
+
+def test_wrong_tens_answers_always_differ_and_stay_one_digit() -> None:
+    rng = random.Random(0)
+    for problem in generate_problems(TaskConfig(asked="tens"), "train", 500, seed=2):
+        wrong = wrong_answer(problem, rng)
+        assert wrong != problem.answer and len(wrong) == 1 and problem.answer == str(sum(problem.operands) // 10 % 10)

@@ -41,3 +41,14 @@ def test_rendered_prompts_are_short() -> None:
     prompts.append(reflection_prompt("347+285", "622", "answer", templates=TINY_TEMPLATES))
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     assert max(lengths) <= 60, lengths
+
+
+def test_fixed_templates_put_the_candidates_right_before_the_question() -> None:
+    from sparkrl.templates import resolve_templates
+    from sparkrl.tiny.templates import TINY_FIXED_TEMPLATES
+
+    assert resolve_templates("tiny-fixed") is TINY_FIXED_TEMPLATES
+    for template in TINY_FIXED_TEMPLATES.pairwise:
+        assert template.endswith("\nA: {candidate_a} B: {candidate_b}\n{question}")
+    for template in TINY_FIXED_TEMPLATES.pointwise + TINY_FIXED_TEMPLATES.pointwise_letter:
+        assert template.endswith(" {candidate}\n{question}")

@@ -93,26 +93,33 @@ class TextWorkload:
 
     quick: a smaller warm start and fewer RL steps, for tests (the claims are not expected to
     hold then).
+    asked, explicit_carries, templates: the task format (`sparkrl.tiny.task.TaskConfig`, the
+    judge template set); the demo uses the defaults, `bench/demo_text_format.py` the others.
+    rl_steps: the policy-step budget of each RL run (4 with `quick`).
     """
 
     quick: bool = False
     size: str = "micro"
     digits: int = 2
     carry_slip: float = 0.5
-    name: str = field(default="text", init=False)
-    templates: str = field(default="tiny", init=False)
-    frozen: tuple[str, ...] = field(default=(), init=False)
+    asked: str = "sum"
+    explicit_carries: bool = False
+    templates: str = "tiny"
+    rl_steps: int = 40
     # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
-    recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}), init=False)
+    recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}))
+    name: str = field(default="text", init=False)
+    frozen: tuple[str, ...] = field(default=(), init=False)
 
     @property
     def policy_steps(self) -> int:
-        return 4 if self.quick else 40
+        return 4 if self.quick else self.rl_steps
 
     def _task(self) -> Any:
         from sparkrl.tiny.task import TaskConfig
 
-        return TaskConfig(digits=self.digits, carry_slip=self.carry_slip)
+        return TaskConfig(digits=self.digits, carry_slip=self.carry_slip, asked=self.asked,
+                          explicit_carries=self.explicit_carries)
 
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
         import torch
@@ -126,7 +133,10 @@ class TextWorkload:
         started = time.perf_counter()
         tokenizer = build_tokenizer()
         model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size)
-        report = warm_start(model, tokenizer, build_pairs(self._task(), data, seed), steps, seed, progress=progress)
+        from sparkrl.templates import resolve_templates
+
+        pairs = build_pairs(self._task(), data, seed, templates=resolve_templates(self.templates))
+        report = warm_start(model, tokenizer, pairs, steps, seed, progress=progress)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         return {

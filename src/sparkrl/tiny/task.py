@@ -15,6 +15,12 @@ The warm-start teacher is deliberately imperfect: it forgets each carry with pro
 solves carry-free problems and is unsure on the rest, so sampled groups are mixed (which
 is what pairwise judge items need) and RL has a clear mistake to remove.
 
+Two options change how answers are written, for studying what a tiny judge can learn
+(`bench/probe_judge_learning.py`): `asked="tens"` asks for the tens digit of the sum, a
+one-token answer, and `explicit_carries` writes every carry after the first column, 0
+included (`7+1=8 9+4+0=13`), so that every solution of a task has the same length and the
+tiny model finds each part of a judge prompt at a fixed distance.
+
 Train and test splits partition the problem space by a hash of the operand multiset, so
 no test problem (nor a reordering of one) can ever be generated for training, whatever the
 seeds.
@@ -30,6 +36,7 @@ from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt
 
 SPLITS = ("train", "test")
+ASKED = ("sum", "tens")
 
 
 @dataclass(frozen=True)
@@ -40,12 +47,16 @@ class TaskConfig:
     digits: digits per number (1-6); numbers never start with 0.
     carry_slip: probability that the teacher forgets a carry it should write.
     test_fraction: share of the problem space reserved for the test split.
+    asked: the answer asked for: the whole sum, or its tens digit (a one-token answer).
+    explicit_carries: write the carry of every column after the first, 0 included.
     """
 
     operands: int = 2
     digits: int = 2
     carry_slip: float = 0.5
     test_fraction: float = 0.1
+    asked: str = "sum"
+    explicit_carries: bool = False
 
     def __post_init__(self) -> None:
         if not 2 <= self.operands <= 4:
@@ -56,27 +67,35 @@ class TaskConfig:
             raise ValueError(f"TaskConfig.carry_slip must be in [0, 1], got {self.carry_slip}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"TaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.asked not in ASKED:
+            raise ValueError(f"TaskConfig.asked must be one of {ASKED}, got {self.asked!r}")
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One sum; `operands` are positive integers of equal length."""
+    """One sum, what is asked of it and how its solution is written (see `TaskConfig`);
+    `operands` are positive integers of equal length."""
 
     operands: tuple[int, ...]
+    asked: str = "sum"
+    explicit_carries: bool = False
 
     def __post_init__(self) -> None:
         if len(self.operands) < 2:
             raise ValueError(f"Problem needs at least 2 operands, got {self.operands}")
         if any(n < 0 for n in self.operands):
             raise ValueError(f"Problem operands must be non-negative, got {self.operands}")
+        if self.asked not in ASKED:
+            raise ValueError(f"Problem.asked must be one of {ASKED}, got {self.asked!r}")
 
     @property
     def question(self) -> str:
-        return "+".join(str(n) for n in self.operands)
+        expression = "+".join(str(n) for n in self.operands)
+        return expression if self.asked == "sum" else f"tens of {expression}"
 
     @property
     def answer(self) -> str:
-        return str(sum(self.operands))
+        return stated_answer(sum(self.operands), self.asked)
 
     def to_example(self, split: str) -> Example:
         return Example(
@@ -94,10 +113,14 @@ class Column:
     carry: int
     total: int
 
-    @property
-    def text(self) -> str:
-        terms = [*self.digits, self.carry] if self.carry else list(self.digits)
+    def text(self, explicit_carry: bool = False) -> str:
+        terms = [*self.digits, self.carry] if self.carry or explicit_carry else list(self.digits)
         return "+".join(str(t) for t in terms) + f"={self.total}"
+
+
+def stated_answer(total: int, asked: str) -> str:
+    """The answer a solution states for a (possibly wrong) total."""
+    return str(total) if asked == "sum" else str(total // 10 % 10)
 
 
 def split_of(operands: tuple[int, ...], test_fraction: float) -> str:
@@ -133,7 +156,7 @@ def generate_problems(config: TaskConfig, split: str, n: int, seed: int) -> list
         if operands in seen or split_of(operands, config.test_fraction) != split:
             continue
         seen.add(operands)
-        problems.append(Problem(operands))
+        problems.append(Problem(operands, config.asked, config.explicit_carries))
     return problems
 
 
@@ -166,12 +189,13 @@ def answer_of(cols: list[Column]) -> str:
     return str(cols[-1].total) + "".join(str(c.total % 10) for c in reversed(cols[:-1]))
 
 
-def render(cols: list[Column]) -> str:
-    return " ".join(c.text for c in cols) + " \\boxed{" + str(int(answer_of(cols))) + "}"
+def render(cols: list[Column], problem: Problem) -> str:
+    steps = " ".join(c.text(explicit_carry=problem.explicit_carries and i > 0) for i, c in enumerate(cols))
+    return steps + " \\boxed{" + stated_answer(int(answer_of(cols)), problem.asked) + "}"
 
 
 def correct_solution(problem: Problem) -> str:
-    return render(columns(problem))
+    return render(columns(problem), problem)
 
 
 def teacher_solution(problem: Problem, rng: random.Random, carry_slip: float) -> str:
@@ -179,18 +203,25 @@ def teacher_solution(problem: Problem, rng: random.Random, carry_slip: float) ->
     honest = columns(problem)
     carries_at = [i for i in range(1, len(honest)) if honest[i - 1].total >= 10]
     dropped = frozenset(i for i in carries_at if rng.random() < carry_slip)
-    return render(columns(problem, dropped))
+    return render(columns(problem, dropped), problem)
 
 
 def wrong_solution(problem: Problem, rng: random.Random) -> str:
-    """A consistent solution with a wrong total: a forgotten carry or a column miscounted by one."""
+    """A consistent solution with a wrong answer: a forgotten carry or a column miscounted by one.
+
+    When only the tens digit is asked, a miscount in another column may leave it right; the
+    tens column is miscounted then, which always changes it.
+    """
     honest = columns(problem)
     carries_at = [i for i in range(1, len(honest)) if honest[i - 1].total >= 10]
     if carries_at and rng.random() < 0.5:
-        return render(columns(problem, dropped=frozenset([rng.choice(carries_at)])))
+        return render(columns(problem, dropped=frozenset([rng.choice(carries_at)])), problem)
     index = rng.randrange(len(honest))
     error = 1 if honest[index].total == 0 or rng.random() < 0.5 else -1
-    return render(columns(problem, bumped={index: error}))
+    wrong = render(columns(problem, bumped={index: error}), problem)
+    if boxed_answer(wrong) == problem.answer and len(honest) > 1:
+        wrong = render(columns(problem, bumped={1: 1 if honest[1].total == 0 else error}), problem)
+    return wrong
 
 
 def boxed_answer(solution: str) -> str:

@@ -47,3 +47,29 @@ TINY_TEMPLATES = TemplateSet(
         "Earlier answer {attempt} was wrong. Solve it again in \\boxed{{}}\n{question}",
     ),
 )
+
+
+# The same families with the candidates on one line just before the question, after the
+# instruction. With one-token answers and solutions of one length (`TaskConfig(asked="tens",
+# explicit_carries=True)`), every candidate, the question and the judge's own answer then sit
+# at the same distance from the verdict in every prompt; `bench/probe_judge_learning.py`
+# measures what that changes for the tiny model.
+TINY_FIXED_TEMPLATES = TemplateSet(
+    pointwise=(
+        "Is it correct? \\boxed{{Yes}} or \\boxed{{No}}\nAnswer: {candidate}\n{question}",
+        "Put Yes or No in \\boxed{{}}\nCheck {candidate}\n{question}",
+        "Is this right? \\boxed{{Yes}} or \\boxed{{No}}\nCandidate: {candidate}\n{question}",
+        "Is it the answer? Give Yes or No in \\boxed{{}}\nAnswer {candidate}\n{question}",
+    ),
+    pointwise_letter=(
+        "A: correct B: wrong\nPut A or B in \\boxed{{}}\nAnswer: {candidate}\n{question}",
+    ),
+    pairwise=(
+        "Which is correct? Put A or B in \\boxed{{}}\nA: {candidate_a} B: {candidate_b}\n{question}",
+        "Pick the right one in \\boxed{{}}\nA: {candidate_a} B: {candidate_b}\n{question}",
+        "Which is right? \\boxed{{A}} or \\boxed{{B}}\nA: {candidate_a} B: {candidate_b}\n{question}",
+        "Which answer is correct? \\boxed{{}}\nA: {candidate_a} B: {candidate_b}\n{question}",
+    ),
+    reflection_cot=TINY_TEMPLATES.reflection_cot,
+    reflection_answer=TINY_TEMPLATES.reflection_answer,
+)

@@ -1,0 +1,43 @@
+"""Tests for sparkrl.demo.workload.TextWorkload: the task format options reach every part."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparkrl.benchmarks import PairwiseItem
+from sparkrl.demo.workload import TextWorkload
+from sparkrl.templates import pairwise_prompt, resolve_templates
+from sparkrl.verification import extract_final_answer
+
+FIXED = TextWorkload(asked="tens", explicit_carries=True, templates="tiny-fixed", rl_steps=12)
+
+
+def test_defaults_are_the_demo_task() -> None:
+    workload = TextWorkload()
+    assert (workload.asked, workload.explicit_carries, workload.templates, workload.policy_steps) == ("sum", False, "tiny", 40)
+    assert TextWorkload(quick=True, rl_steps=12).policy_steps == 4
+
+
+def test_fixed_format_reaches_train_rows_and_held_out_items(tmp_path) -> None:
+    assert FIXED.policy_steps == 12
+    path = FIXED.write_train_data(tmp_path, 20, seed=0)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all(row["question"].startswith("tens of ") and len(row["answer"]) == 1 for row in rows)
+    for problem in FIXED.reasoning_items(tmp_path, 10, seed=0):
+        assert problem.question.startswith("tens of ") and len(problem.answer) == 1
+    items = FIXED.judge_items(tmp_path, "pairwise", 20, seed=0)
+    assert [item.label for item in items] == ["A", "B"] * 10
+    for item in items:
+        assert isinstance(item, PairwiseItem)
+        a, b = extract_final_answer(item.response_a), extract_final_answer(item.response_b)
+        assert a != b and len(a) == len(b) == 1
+        prompt = pairwise_prompt(item.question, a, b, templates=resolve_templates(FIXED.templates))
+        assert prompt.endswith(f"\nA: {a} B: {b}\n{item.question}")
+
+
+@pytest.mark.parametrize("asked", ["units"])
+def test_bad_format_is_rejected_when_the_task_is_built(tmp_path, asked: str) -> None:
+    with pytest.raises(ValueError, match="asked"):
+        TextWorkload(asked=asked).write_train_data(tmp_path, 5, seed=0)
