@@ -12,7 +12,7 @@ evaluation, report) on the text task with
 
 so that a judge finds its own answer and the candidates at fixed distances from its verdict.
 
-    python bench/demo_text_format.py --out runs/format-tens --seed 0 [--rl-steps 40]
+    python bench/demo_text_format.py --out runs/format-tens --seed 0 [--rl-steps 40] [--size small]
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ PAIRWISE_RICH = MappingProxyType({"letter_prob": 0.0, "mixed_pointwise_prob": 0.
 @dataclass(frozen=True)
 class FixedFormatDemo(DemoConfig):
     rl_steps: int = 40
+    size: str = "micro"
 
     def workload(self) -> Workload:
-        return TextWorkload(asked="tens", explicit_carries=True, templates="tiny-fixed", rl_steps=self.rl_steps,
-                            recycling=PAIRWISE_RICH)
+        return TextWorkload(size=self.size, asked="tens", explicit_carries=True, templates="tiny-fixed",
+                            rl_steps=self.rl_steps, recycling=PAIRWISE_RICH)
 
 
 def main() -> int:
@@ -43,8 +44,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rl-steps", type=int, default=40, help="policy steps of each RL run")
+    parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
     args = parser.parse_args()
-    config = FixedFormatDemo(out=args.out, seed=args.seed, rl_steps=args.rl_steps)
+    config = FixedFormatDemo(out=args.out, seed=args.seed, rl_steps=args.rl_steps, size=args.size)
     summary = run_demo(config)
     for name in ("warmstart", "grpo", "spark"):
         print(name, json.dumps({k: round(v, 3) for k, v in summary[name].items() if isinstance(v, float)}))
