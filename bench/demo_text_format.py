@@ -21,13 +21,9 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 from sparkrl.demo.pipeline import DemoConfig, run_demo
-from sparkrl.demo.workload import TextWorkload, Workload
-
-PAIRWISE_RICH = MappingProxyType({"letter_prob": 0.0, "mixed_pointwise_prob": 0.0, "judge_items_per_group": 1.0})
-
+from sparkrl.demo.workload import PAIRWISE_RICH_RECYCLING, TextWorkload, Workload
 
 @dataclass(frozen=True)
 class FixedFormatDemo(DemoConfig):
@@ -36,7 +32,7 @@ class FixedFormatDemo(DemoConfig):
 
     def workload(self) -> Workload:
         return TextWorkload(size=self.size, asked="tens", explicit_carries=True, templates="tiny-fixed",
-                            rl_steps=self.rl_steps, recycling=PAIRWISE_RICH)
+                            rl_steps=self.rl_steps, recycling=PAIRWISE_RICH_RECYCLING)
 
 
 def main() -> int:

@@ -28,11 +28,14 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from sparkrl.demo.workload import TextWorkload
 from sparkrl.templates import TemplateSet, pairwise_prompt, resolve_templates
 from sparkrl.tiny.measure import complete
 from sparkrl.tiny.task import TaskConfig, correct_solution, generate_problems, judge_examples, wrong_answer
@@ -65,17 +68,13 @@ def held_out_scores(model, tokenizer, task: TaskConfig, templates: TemplateSet =
     return {"pairwise": right / len(rows), "copied": copied / len(rows), "own answer right": own / len(rows)}
 
 
-def from_scratch(task: TaskConfig, templates: TemplateSet, seed: int):
-    """The demo's warm start (data, steps, model size) on `task` and `templates`."""
-    from sparkrl.tiny import WarmStartData, build_pairs, build_tiny_model, build_tokenizer
-
-    torch.manual_seed(seed)
-    tokenizer = build_tokenizer()
-    model = build_tiny_model(tokenizer, seed, "micro")
-    pairs = build_pairs(task, WarmStartData(), seed, templates=templates)
-    report = warm_start(model, tokenizer, pairs, WarmStartConfig(log_every=250), seed)
-    print(f"warm start: {report.steps} steps in {report.seconds:.0f}s", flush=True)
-    return model, tokenizer
+def from_scratch(workload: TextWorkload, seed: int):
+    """The demo's warm start (`TextWorkload.warm_start`: data, steps, model size) on the
+    workload's task format, saved to a temporary folder and loaded back."""
+    folder = Path(tempfile.mkdtemp(prefix="probe-judge-warmstart-"))
+    report = workload.warm_start(folder, seed, progress=print)
+    print(f"warm start: {report['steps']} steps in {report['seconds']:.0f}s ({folder})", flush=True)
+    return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
 
 
 def show(scores: dict[str, float]) -> str:
@@ -86,9 +85,6 @@ def image_probe(args: argparse.Namespace) -> None:
     """The same question for the image task, whose answers are one-digit counts: labelled
     pairwise replies (right count, candidates copied, right letter) on train boards, then the
     demo's held-out items through `sparkrl.demo.measure` (pairwise asked in both orders)."""
-    import tempfile
-    from pathlib import Path
-
     from sparkrl.demo.measure import MeasureJob, measure
     from sparkrl.runs import freeze_parameters, load_model_and_tokenizer
     from sparkrl.tiny.task import boxed_answer
@@ -146,12 +142,12 @@ def main() -> int:
             parser.error("--modality image needs --model (the image demo's models/warmstart)")
         image_probe(args)
         return 0
-    task = TaskConfig(asked=args.asked, explicit_carries=args.explicit_carries)
-    templates = resolve_templates(args.templates)
+    workload = TextWorkload(asked=args.asked, explicit_carries=args.explicit_carries, templates=args.templates)
+    task, templates = workload._task(), resolve_templates(args.templates)
     if args.model:
         model, tokenizer = AutoModelForCausalLM.from_pretrained(args.model), AutoTokenizer.from_pretrained(args.model)
     else:
-        model, tokenizer = from_scratch(task, templates, args.seed)
+        model, tokenizer = from_scratch(workload, args.seed)
     pairs = labelled_pairs(task, 3000, seed=5, templates=templates)
     print(f"before: {show(held_out_scores(model, tokenizer, task, templates))}", flush=True)
     started = time.perf_counter()

@@ -6,7 +6,8 @@ prompts only (train-split problems, balanced labels, reward 1 when the verdict n
 answer), many more of them than a SPARK run of the demo recycles. It prints the training
 reward every 10 steps (0.5 is chance) and the share of groups whose 8 samples all got the
 same reward (near 1 when the verdict has collapsed to one letter), then the held-out pairwise
-accuracy of the final model (greedy, 200 test items, one order).
+accuracy of the final model (greedy, 200 test items, one order; `probe_judge_learning.py`'s
+measure, with its copy and own-answer shares).
 
     python bench/probe_judge_rl.py --model runs/format-tens-seed0/models/warmstart --asked tens \\
         --explicit-carries --templates tiny-fixed --out runs/probe-judge-rl --steps 200 --learning-rate 1e-4
@@ -21,6 +22,9 @@ import sys
 from pathlib import Path
 from types import MappingProxyType
 
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from probe_judge_learning import held_out_scores, show  # a sibling script in bench/
 from sparkrl.data import examples_to_jsonl
 from sparkrl.demo.runs import RunSpec, write_config
 from sparkrl.demo.workload import demo_grpo_settings
@@ -56,7 +60,9 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "sparkrl", "train", "--config", str(config)], stdout=log,
                        stderr=subprocess.STDOUT, check=True)
     report_training(spec.folder / "metrics.jsonl")
-    report_held_out(spec.final, task, templates)
+    model = AutoModelForCausalLM.from_pretrained(spec.final)
+    tokenizer = AutoTokenizer.from_pretrained(spec.final)
+    print(f"held-out after RL: {show(held_out_scores(model, tokenizer, task, templates))}")
     return 0
 
 
@@ -67,18 +73,6 @@ def report_training(metrics: Path) -> None:
         reward = sum(r["reward"] for r in block) / len(block)
         same = sum(r["frac_reward_zero_std"] for r in block) / len(block)
         print(f"steps {start + 1}-{start + len(block)}: reward {reward:.3f}, groups with one reward {same:.2f}")
-
-
-def report_held_out(model_dir: Path, task: TaskConfig, templates) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from sparkrl.tiny.measure import complete
-
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
-    rows = judge_examples(task, "test", 200, 0, "pairwise", templates)
-    replies = [r[0] for r in complete(model, tokenizer, [row.question for row in rows], max_new_tokens=48)]
-    right = sum(reply.rstrip().endswith(f"\\boxed{{{row.answer}}}") for row, reply in zip(rows, replies))
-    print(f"held-out pairwise accuracy after RL: {right / len(rows):.3f}")
 
 
 if __name__ == "__main__":

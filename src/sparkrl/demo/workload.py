@@ -56,6 +56,13 @@ class Workload(Protocol):
         ...
 
 
+# Recycling for workloads whose policy leaves few mixed groups, the only source of pairwise
+# items: every mixed group gives a pairwise item (the authors: 30% pointwise instead) and every
+# group may give a judge item (the authors: at most 0.5 per group).
+PAIRWISE_RICH_RECYCLING: Mapping[str, Any] = MappingProxyType(
+    {"letter_prob": 0.0, "mixed_pointwise_prob": 0.0, "judge_items_per_group": 1.0})
+
+
 def balanced_judge_items(kind: str, cases: Sequence[tuple[str, str, str, tuple[str, ...]]]) -> list[Any]:
     """Held-out judge items from (question, right solution, wrong solution, images) cases, the
     labels alternating so that they are exactly balanced (a one-verdict judge scores 50%)."""

@@ -69,6 +69,9 @@ class TaskConfig:
             raise ValueError(f"TaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.asked not in ASKED:
             raise ValueError(f"TaskConfig.asked must be one of {ASKED}, got {self.asked!r}")
+        if self.asked == "tens" and self.digits < 2:
+            # With one column there is no tens column whose miscount makes a wrong answer.
+            raise ValueError(f"TaskConfig.asked='tens' needs digits >= 2, got {self.digits}")
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from sparkrl.benchmarks import PairwiseItem, PointwiseItem
-from sparkrl.demo.workload import Progress, balanced_judge_items, demo_grpo_settings
+from sparkrl.demo.workload import PAIRWISE_RICH_RECYCLING, Progress, balanced_judge_items, demo_grpo_settings
 from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.tiny_vl.task import ShapeProblem, ShapeTaskConfig
 
@@ -57,11 +56,8 @@ class ImageWorkload:
     # RL leaves them at their random weights too: in a first full run that trained them (with the
     # earlier warm start), held-out accuracy fell from 99.5% to 59.5% under GRPO, 71.0% under SPARK.
     frozen: tuple[str, ...] = field(default=("model.vision_tower", "model.multi_modal_projector"), init=False)
-    # Mixed groups are the only source of pairwise items, and the warm-started policy leaves
-    # few: every mixed group gives a pairwise item (the authors: 30% pointwise instead) and
-    # every group may give a judge item (the authors: at most 0.5 per group).
-    recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType(
-        {"letter_prob": 0.0, "mixed_pointwise_prob": 0.0, "judge_items_per_group": 1.0}), init=False)
+    # The warm-started policy leaves few mixed groups, the only source of pairwise items.
+    recycling: Mapping[str, Any] = field(default_factory=lambda: PAIRWISE_RICH_RECYCLING, init=False)
 
     @property
     def policy_steps(self) -> int:
