@@ -11,8 +11,15 @@ evaluation, report) on the text task with
   as in the image demo,
 
 so that a judge finds its own answer and the candidates at fixed distances from its verdict.
+Two further options make the judge's job smaller still (docs/demo.md has what they measured):
+
+- `--asked tens-parity`: the answer is one bit, the parity of the tens digit, so the two
+  candidates of a pairwise item are always `0` and `1`;
+- `--judge-style notes`: warm-start judge replies note, after the worked solution, whether
+  each candidate equals the judge's own answer (`A: 0!=1 B: 1==1`), then give a random verdict.
 
     python bench/demo_text_format.py --out runs/format-tens --seed 0 [--rl-steps 40] [--size small]
+    python bench/demo_text_format.py --out runs/format-notes --seed 0 --asked tens-parity --judge-style notes
 """
 
 from __future__ import annotations
@@ -26,13 +33,27 @@ from sparkrl.demo.pipeline import DemoConfig, run_demo
 from sparkrl.demo.workload import PAIRWISE_RICH_RECYCLING, TextWorkload, Workload
 
 @dataclass(frozen=True)
+class TunedTextWorkload(TextWorkload):
+    """The text workload with its own learning rate for both RL runs (the demo's is 3e-4)."""
+
+    learning_rate: float = 3e-4
+
+    def grpo_settings(self) -> dict:
+        return {**super().grpo_settings(), "learning_rate": self.learning_rate}
+
+
+@dataclass(frozen=True)
 class FixedFormatDemo(DemoConfig):
     rl_steps: int = 40
     size: str = "micro"
+    asked: str = "tens"
+    templates: str = "tiny-fixed"
+    judge_style: str = "compare"
+    learning_rate: float = 3e-4
 
     def workload(self) -> Workload:
-        return TextWorkload(size=self.size, asked="tens", explicit_carries=True, templates="tiny-fixed",
-                            rl_steps=self.rl_steps, recycling=PAIRWISE_RICH_RECYCLING)
+        return TunedTextWorkload(learning_rate=self.learning_rate, size=self.size, asked=self.asked, explicit_carries=True, templates=self.templates,
+                            judge_style=self.judge_style, rl_steps=self.rl_steps, recycling=PAIRWISE_RICH_RECYCLING)
 
 
 def main() -> int:
@@ -41,8 +62,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rl-steps", type=int, default=40, help="policy steps of each RL run")
     parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
+    parser.add_argument("--asked", choices=("tens", "tens-parity"), default="tens", help="what the task asks for")
+    parser.add_argument("--templates", default="tiny-fixed", help="judge template set")
+    parser.add_argument("--judge-style", choices=("compare", "notes"), default="compare", help="how warm-start judge replies are written")
+    parser.add_argument("--learning-rate", type=float, default=3e-4, help="RL learning rate of both runs")
     args = parser.parse_args()
-    config = FixedFormatDemo(out=args.out, seed=args.seed, rl_steps=args.rl_steps, size=args.size)
+    config = FixedFormatDemo(out=args.out, seed=args.seed, rl_steps=args.rl_steps, size=args.size, asked=args.asked,
+                             templates=args.templates, judge_style=args.judge_style,
+                             learning_rate=args.learning_rate)
     summary = run_demo(config)
     for name in ("warmstart", "grpo", "spark"):
         print(name, json.dumps({k: round(v, 3) for k, v in summary[name].items() if isinstance(v, float)}))

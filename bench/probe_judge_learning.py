@@ -56,16 +56,25 @@ def labelled_pairs(task: TaskConfig, n: int, seed: int, templates: TemplateSet =
 
 
 def held_out_scores(model, tokenizer, task: TaskConfig, templates: TemplateSet = TINY_TEMPLATES) -> dict[str, float]:
-    """Pairwise accuracy, candidates copied, own worked answer right (greedy, 200 test items)."""
+    """Pairwise accuracy, candidates copied, own worked answer right (greedy, 200 test items);
+    for replies in the "notes" style also the share whose verdict follows the notes."""
     rows = judge_examples(task, "test", 200, 0, "pairwise", templates)
     replies = [r[0] for r in complete(model, tokenizer, [row.question for row in rows], max_new_tokens=48)]
-    right = copied = own = 0
+    right = copied = own = noted = follows = 0
     for row, reply in zip(rows, replies):
         right += reply.rstrip().endswith(f"\\boxed{{{row.answer}}}")
         a, b = re.search(r"A: (\d+)", row.question).group(1), re.search(r"B: (\d+)", row.question).group(1)
-        copied += f"vs A: {a} B: {b} " in reply
-        own += f"\\boxed{{{row.source['truth']}}} vs " in reply
-    return {"pairwise": right / len(rows), "copied": copied / len(rows), "own answer right": own / len(rows)}
+        worked, _, rest = reply.partition("}")
+        copied += f"A: {a}" in rest and f"B: {b}" in rest
+        own += worked.endswith(f"\\boxed{{{row.source['truth']}")
+        notes = re.search(r"A: \d+(==|!=)\d+ B: \d+(==|!=)\d+ \\boxed\{([AB])\}", rest)
+        if notes:
+            noted += 1
+            follows += notes.group(3) == ("A" if notes.group(1) == "==" else "B")
+    scores = {"pairwise": right / len(rows), "copied": copied / len(rows), "own answer right": own / len(rows)}
+    if noted:
+        scores["verdict follows notes"] = follows / noted
+    return scores
 
 
 def from_scratch(workload: TextWorkload, seed: int):

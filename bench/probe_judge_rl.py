@@ -11,6 +11,11 @@ measure, with its copy and own-answer shares).
 
     python bench/probe_judge_rl.py --model runs/format-tens-seed0/models/warmstart --asked tens \\
         --explicit-carries --templates tiny-fixed --out runs/probe-judge-rl --steps 200 --learning-rate 1e-4
+
+On the one-bit "notes" format (`bench/demo_text_format.py --asked tens-parity --judge-style notes`):
+
+    python bench/probe_judge_rl.py --model runs/format-notes-seed0/models/warmstart --asked tens-parity \\
+        --explicit-carries --templates tiny-fixed --out runs/probe-judge-rl-notes --steps 100 --learning-rate 3e-4
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a warm-started tiny model folder")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--asked", choices=("sum", "tens"), default="sum")
+    parser.add_argument("--asked", choices=("sum", "tens", "tens-parity"), default="sum")
     parser.add_argument("--explicit-carries", action="store_true")
     parser.add_argument("--templates", default="tiny")
     parser.add_argument("--prompts", type=int, default=3000, help="pairwise training prompts")
@@ -55,6 +60,8 @@ def main() -> int:
                    args.out / "run", curve_points=1)
     grpo = {**demo_grpo_settings(False, 48), "learning_rate": args.learning_rate, "beta": args.beta}
     config = write_config(spec, Path(args.model), train, args.seed, args.templates, grpo)
+    before = AutoModelForCausalLM.from_pretrained(args.model), AutoTokenizer.from_pretrained(args.model)
+    print(f"held-out before RL: {show(held_out_scores(*before, task, templates))}", flush=True)
     print(f"training on {args.prompts} pairwise prompts for {args.steps} steps ({spec.folder / 'train.log'})", flush=True)
     with open(spec.folder / "train.log", "w") as log:
         subprocess.run([sys.executable, "-m", "sparkrl", "train", "--config", str(config)], stdout=log,

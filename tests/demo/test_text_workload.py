@@ -16,7 +16,8 @@ FIXED = TextWorkload(asked="tens", explicit_carries=True, templates="tiny-fixed"
 
 def test_defaults_are_the_demo_task() -> None:
     workload = TextWorkload()
-    assert (workload.asked, workload.explicit_carries, workload.templates, workload.policy_steps) == ("sum", False, "tiny", 40)
+    assert (workload.asked, workload.explicit_carries, workload.templates, workload.judge_style, workload.policy_steps) == (
+        "sum", False, "tiny", "compare", 40)
     assert TextWorkload(quick=True, rl_steps=12).policy_steps == 4
 
 

@@ -183,3 +183,16 @@ def test_wrong_tens_answers_always_differ_and_stay_one_digit() -> None:
     for problem in generate_problems(TaskConfig(asked="tens"), "train", 500, seed=2):
         wrong = wrong_answer(problem, rng)
         assert wrong != problem.answer and len(wrong) == 1 and problem.answer == str(sum(problem.operands) // 10 % 10)
+
+
+def test_tens_parity_is_one_bit_that_every_wrong_answer_flips() -> None:
+    problem = Problem((347, 285), asked="tens-parity", explicit_carries=True)
+    assert problem.question == "parity of tens of 347+285"
+    assert problem.answer == "1"  # 632: tens digit 3, odd
+    assert correct_solution(problem).endswith("3+2+1=6 \\boxed{1}")
+    rng = random.Random(0)
+    for problem in generate_problems(TaskConfig(asked="tens-parity"), "train", 500, seed=2):
+        assert problem.answer == str(sum(problem.operands) // 10 % 2)
+        assert {wrong_answer(problem, rng), problem.answer} == {"0", "1"}
+    with pytest.raises(ValueError, match="digits"):
+        TaskConfig(asked="tens-parity", digits=1)

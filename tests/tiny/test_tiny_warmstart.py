@@ -134,3 +134,29 @@ def test_empty_pairs_rejected() -> None:
     tokenizer = build_tokenizer()
     with pytest.raises(ValueError, match="at least one"):
         warm_start(build_tiny_model(tokenizer, 0, "nano"), tokenizer, [], WarmStartConfig(), 0)
+
+
+def test_notes_style_notes_equality_with_the_own_answer_and_keeps_verdicts_random() -> None:
+    import re
+
+    task = TaskConfig(asked="tens-parity", explicit_carries=True)
+    from sparkrl.templates import resolve_templates
+
+    noted = build_pairs(task, WarmStartData(policy=10, pointwise=1500, pairwise=1500, reflection=10), 0,
+                        templates=resolve_templates("tiny-fixed"), judge_style="notes")
+    for kind in ("pointwise", "pairwise"):
+        judged = [p for p in noted if p.task == kind]
+        assert abs(sum(p.label == p.correct for p in judged) / len(judged) - 0.5) < 0.05, kind
+        follows = 0
+        for pair in judged:
+            own = pair.completion.split("\\boxed{", 1)[1].split("}", 1)[0]
+            notes = re.findall(r"(\d+)(==|!=)(\d+)", pair.completion)
+            shown = re.findall(r"(?:A: |B: |Check |Answer:? |Candidate: )(\d+)", pair.prompt)
+            assert [n[0] for n in notes] == shown and all(n[2] == own for n in notes)
+            assert all((n[1] == "==") == (n[0] == own) for n in notes)
+            first_equal = notes[0][1] == "=="
+            follows += pair.label == (("Yes" if first_equal else "No") if kind == "pointwise" else ("A" if first_equal else "B"))
+        # The verdict ignores the notes: it agrees with them about half the time.
+        assert abs(follows / len(judged) - 0.5) < 0.05, kind
+    with pytest.raises(ValueError, match="judge_style"):
+        build_pairs(task, WarmStartData(policy=1), 0, judge_style="verdicts")

@@ -100,8 +100,9 @@ class TextWorkload:
 
     quick: a smaller warm start and fewer RL steps, for tests (the claims are not expected to
     hold then).
-    asked, explicit_carries, templates: the task format (`sparkrl.tiny.task.TaskConfig`, the
-    judge template set); the demo uses the defaults, `bench/demo_text_format.py` the others.
+    asked, explicit_carries, templates, judge_style: the task format (`sparkrl.tiny.task.TaskConfig`,
+    the judge template set, how warm-start judge replies are written: `sparkrl.tiny.warmstart.build_pairs`);
+    the demo uses the defaults, `bench/demo_text_format.py` the others.
     rl_steps: the policy-step budget of each RL run (4 with `quick`).
     """
 
@@ -112,6 +113,7 @@ class TextWorkload:
     asked: str = "sum"
     explicit_carries: bool = False
     templates: str = "tiny"
+    judge_style: str = "compare"
     rl_steps: int = 40
     # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
     recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}))
@@ -142,7 +144,8 @@ class TextWorkload:
         model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size)
         from sparkrl.templates import resolve_templates
 
-        pairs = build_pairs(self._task(), data, seed, templates=resolve_templates(self.templates))
+        pairs = build_pairs(self._task(), data, seed, templates=resolve_templates(self.templates),
+                            judge_style=self.judge_style)
         report = warm_start(model, tokenizer, pairs, steps, seed, progress=progress)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)

@@ -17,7 +17,8 @@ is what pairwise judge items need) and RL has a clear mistake to remove.
 
 Two options change how answers are written, for studying what a tiny judge can learn
 (`bench/probe_judge_learning.py`): `asked="tens"` asks for the tens digit of the sum, a
-one-token answer, and `explicit_carries` writes every carry after the first column, 0
+one-token answer (`asked="tens-parity"`: its parity, a one-bit answer that every wrong
+solution flips), and `explicit_carries` writes every carry after the first column, 0
 included (`7+1=8 9+4+0=13`), so that every solution of a task has the same length and the
 tiny model finds each part of a judge prompt at a fixed distance.
 
@@ -36,7 +37,7 @@ from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt
 
 SPLITS = ("train", "test")
-ASKED = ("sum", "tens")
+ASKED = ("sum", "tens", "tens-parity")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class TaskConfig:
     digits: digits per number (1-6); numbers never start with 0.
     carry_slip: probability that the teacher forgets a carry it should write.
     test_fraction: share of the problem space reserved for the test split.
-    asked: the answer asked for: the whole sum, or its tens digit (a one-token answer).
+    asked: the answer asked for: the whole sum, its tens digit (a one-token answer) or the
+        parity of that digit (a one-bit answer).
     explicit_carries: write the carry of every column after the first, 0 included.
     """
 
@@ -69,9 +71,9 @@ class TaskConfig:
             raise ValueError(f"TaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.asked not in ASKED:
             raise ValueError(f"TaskConfig.asked must be one of {ASKED}, got {self.asked!r}")
-        if self.asked == "tens" and self.digits < 2:
+        if self.asked != "sum" and self.digits < 2:
             # With one column there is no tens column whose miscount makes a wrong answer.
-            raise ValueError(f"TaskConfig.asked='tens' needs digits >= 2, got {self.digits}")
+            raise ValueError(f"TaskConfig.asked={self.asked!r} needs digits >= 2, got {self.digits}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Problem:
     @property
     def question(self) -> str:
         expression = "+".join(str(n) for n in self.operands)
+        if self.asked == "tens-parity":
+            return f"parity of tens of {expression}"
         return expression if self.asked == "sum" else f"tens of {expression}"
 
     @property
@@ -123,6 +127,8 @@ class Column:
 
 def stated_answer(total: int, asked: str) -> str:
     """The answer a solution states for a (possibly wrong) total."""
+    if asked == "tens-parity":
+        return str(total // 10 % 2)
     return str(total) if asked == "sum" else str(total // 10 % 10)
 
 

@@ -13,7 +13,10 @@ is that judging is learnt by SPARK's RL. So in this data
   the copied candidates put everything a judge needs side by side, so that it *can* learn to
   compare; the comparison itself is left to RL. (Without the copy, the tiny model did not
   tie its verdict vocabulary to the prompt: it answered Yes/No to pairwise prompts 43% of
-  the time, and RL spent its steps on the format.);
+  the time, and RL spent its steps on the format.)
+  With `judge_style="notes"` each copied candidate is followed by a note of whether it is
+  the same string as the worked answer (`A: 0!=1 B: 1==1`); the verdict stays random and
+  ignores the notes, so the comparison is written out but judging is still not taught;
 - every reflection target is a fresh teacher solution, drawn without looking at the wrong
   attempt, so it is right or wrong exactly as often as a policy target.
 
@@ -105,23 +108,43 @@ class SupervisedPair:
     correct: str
 
 
+JUDGE_STYLES = ("compare", "notes")
+
+
 def judge_reply(solution: str, shown: str, verdict: str) -> str:
     """A judge's reply: its own worked solution, what it compares that with, its verdict."""
     return f"{solution} vs {shown} \\boxed{{{verdict}}}"
 
 
+def equality_note(candidate: str, own: str) -> str:
+    """`5==5` or `4!=5`: whether a candidate is the same string as the judge's own answer."""
+    return f"{candidate}{'==' if candidate == own else '!='}{own}"
+
+
+def noted_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: str) -> str:
+    """A "notes" judge reply: the worked solution, each candidate noted as equal or not to the
+    solution's own answer (`A: 4!=5 B: 5==5`; a pointwise candidate has no letter), the verdict."""
+    own = boxed_answer(solution)
+    notes = " ".join(f"{letter}: {equality_note(value, own)}" if letter else equality_note(value, own)
+                     for letter, value in candidates)
+    return f"{solution} {notes} \\boxed{{{verdict}}}"
+
+
 def _verdict_pair(
     task: str, prompt: str, shown: str, problem: Problem, rng: random.Random, carry_slip: float,
-    labels: Sequence[str], right: str,
+    labels: Sequence[str], right: str, candidates: Sequence[tuple[str, str]] | None = None,
 ) -> SupervisedPair:
-    # The verdict is drawn on its own; `right` is never consulted to choose it.
+    # The verdict is drawn on its own: neither `right` nor the notes of a "notes" reply
+    # (`candidates` given) are consulted to choose it.
     verdict = rng.choice(labels)
-    completion = judge_reply(teacher_solution(problem, rng, carry_slip), shown, verdict)
+    solution = teacher_solution(problem, rng, carry_slip)
+    completion = judge_reply(solution, shown, verdict) if candidates is None else noted_reply(solution, candidates, verdict)
     return SupervisedPair(prompt, completion, task, verdict, right)
 
 
 def pointwise_pair(
-    problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, letter_prob: float = 0.0
+    problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, letter_prob: float = 0.0,
+    style: str = "compare",
 ) -> SupervisedPair:
     """A pointwise pair; `letter_prob` of them use the option-letter variant (0 by default: the
     demo's recycling asks Yes/No only, and the tiny model keeps one verdict vocabulary per kind)."""
@@ -131,15 +154,19 @@ def pointwise_pair(
     prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
     labels = ("A", "B") if letters else ("Yes", "No")
     right = labels[0] if is_right else labels[1]
-    return _verdict_pair(TASK_POINTWISE, prompt, candidate, problem, rng, carry_slip, labels, right)
+    notes = [("", candidate)] if style == "notes" else None
+    return _verdict_pair(TASK_POINTWISE, prompt, candidate, problem, rng, carry_slip, labels, right, notes)
 
 
-def pairwise_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
+def pairwise_pair(
+    problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, style: str = "compare"
+) -> SupervisedPair:
     wrong = boxed_answer(wrong_solution(problem, rng))
     right = rng.choice(("A", "B"))
     a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
     prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
-    return _verdict_pair(TASK_PAIRWISE, prompt, f"A: {a} B: {b}", problem, rng, carry_slip, ("A", "B"), right)
+    notes = [("A", a), ("B", b)] if style == "notes" else None
+    return _verdict_pair(TASK_PAIRWISE, prompt, f"A: {a} B: {b}", problem, rng, carry_slip, ("A", "B"), right, notes)
 
 
 def reflection_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
@@ -164,19 +191,25 @@ def build_pairs(
     *,
     policy_suffix: str = "",
     templates: TemplateSet = TINY_TEMPLATES,
+    judge_style: str = "compare",
 ) -> list[SupervisedPair]:
     """The shuffled warm-start pairs, all from train-split problems.
 
     policy_suffix: appended to policy questions; pass the suffix the RL trainer will add.
+    judge_style: how judge replies are written: "compare" (the candidates copied after the
+    worked solution) or "notes" (each candidate noted as equal or not to the worked answer,
+    `A: 4!=5 B: 5==5`). Verdicts are random in both.
     """
+    if judge_style not in JUDGE_STYLES:
+        raise ValueError(f"judge_style must be one of {JUDGE_STYLES}, got {judge_style!r}")
     rng = random.Random(f"tiny-warmstart/{seed}")
     # Small task spaces (1-2 digits) hold fewer problems than the data asks for; reuse them.
     pool = generate_problems(task, "train", min(data.total, split_capacity(task, "train")), seed)
     problems = itertools.cycle(pool)
     slip = task.carry_slip
     pairs = [policy_pair(next(problems), rng, slip, policy_suffix) for _ in range(data.policy)]
-    pairs += [pointwise_pair(next(problems), rng, slip, templates) for _ in range(data.pointwise)]
-    pairs += [pairwise_pair(next(problems), rng, slip, templates) for _ in range(data.pairwise)]
+    pairs += [pointwise_pair(next(problems), rng, slip, templates, style=judge_style) for _ in range(data.pointwise)]
+    pairs += [pairwise_pair(next(problems), rng, slip, templates, judge_style) for _ in range(data.pairwise)]
     pairs += [reflection_pair(next(problems), rng, slip, templates) for _ in range(data.reflection)]
     rng.shuffle(pairs)
     return pairs
