@@ -52,8 +52,9 @@ class FixedFormatDemo(DemoConfig):
     learning_rate: float = 3e-4
 
     def workload(self) -> Workload:
-        return TunedTextWorkload(learning_rate=self.learning_rate, size=self.size, asked=self.asked, explicit_carries=True, templates=self.templates,
-                            judge_style=self.judge_style, rl_steps=self.rl_steps, recycling=PAIRWISE_RICH_RECYCLING)
+        return TunedTextWorkload(size=self.size, asked=self.asked, explicit_carries=True, templates=self.templates,
+                                 judge_style=self.judge_style, rl_steps=self.rl_steps,
+                                 recycling=PAIRWISE_RICH_RECYCLING, learning_rate=self.learning_rate)
 
 
 def main() -> int:

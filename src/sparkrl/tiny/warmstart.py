@@ -125,20 +125,26 @@ def noted_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: s
     """A "notes" judge reply: the worked solution, each candidate noted as equal or not to the
     solution's own answer (`A: 4!=5 B: 5==5`; a pointwise candidate has no letter), the verdict."""
     own = boxed_answer(solution)
-    notes = " ".join(f"{letter}: {equality_note(value, own)}" if letter else equality_note(value, own)
-                     for letter, value in candidates)
-    return f"{solution} {notes} \\boxed{{{verdict}}}"
+    return f"{solution} {_listed(candidates, lambda value: equality_note(value, own))} \\boxed{{{verdict}}}"
+
+
+def _listed(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = str) -> str:
+    """`A: x B: y` for lettered candidates, `x` for a pointwise one (empty letter)."""
+    return " ".join(f"{letter}: {show(value)}" if letter else show(value) for letter, value in candidates)
 
 
 def _verdict_pair(
-    task: str, prompt: str, shown: str, problem: Problem, rng: random.Random, carry_slip: float,
-    labels: Sequence[str], right: str, candidates: Sequence[tuple[str, str]] | None = None,
+    task: str, prompt: str, candidates: Sequence[tuple[str, str]], problem: Problem, rng: random.Random,
+    carry_slip: float, labels: Sequence[str], right: str, style: str,
 ) -> SupervisedPair:
-    # The verdict is drawn on its own: neither `right` nor the notes of a "notes" reply
-    # (`candidates` given) are consulted to choose it.
+    # The verdict is drawn on its own: neither `right` nor the notes of a "notes" reply are
+    # consulted to choose it.
     verdict = rng.choice(labels)
     solution = teacher_solution(problem, rng, carry_slip)
-    completion = judge_reply(solution, shown, verdict) if candidates is None else noted_reply(solution, candidates, verdict)
+    if style == "notes":
+        completion = noted_reply(solution, candidates, verdict)
+    else:
+        completion = judge_reply(solution, _listed(candidates), verdict)
     return SupervisedPair(prompt, completion, task, verdict, right)
 
 
@@ -154,8 +160,7 @@ def pointwise_pair(
     prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
     labels = ("A", "B") if letters else ("Yes", "No")
     right = labels[0] if is_right else labels[1]
-    notes = [("", candidate)] if style == "notes" else None
-    return _verdict_pair(TASK_POINTWISE, prompt, candidate, problem, rng, carry_slip, labels, right, notes)
+    return _verdict_pair(TASK_POINTWISE, prompt, [("", candidate)], problem, rng, carry_slip, labels, right, style)
 
 
 def pairwise_pair(
@@ -165,8 +170,7 @@ def pairwise_pair(
     right = rng.choice(("A", "B"))
     a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
     prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
-    notes = [("A", a), ("B", b)] if style == "notes" else None
-    return _verdict_pair(TASK_PAIRWISE, prompt, f"A: {a} B: {b}", problem, rng, carry_slip, ("A", "B"), right, notes)
+    return _verdict_pair(TASK_PAIRWISE, prompt, [("A", a), ("B", b)], problem, rng, carry_slip, ("A", "B"), right, style)
 
 
 def reflection_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
@@ -209,7 +213,7 @@ def build_pairs(
     slip = task.carry_slip
     pairs = [policy_pair(next(problems), rng, slip, policy_suffix) for _ in range(data.policy)]
     pairs += [pointwise_pair(next(problems), rng, slip, templates, style=judge_style) for _ in range(data.pointwise)]
-    pairs += [pairwise_pair(next(problems), rng, slip, templates, judge_style) for _ in range(data.pairwise)]
+    pairs += [pairwise_pair(next(problems), rng, slip, templates, style=judge_style) for _ in range(data.pairwise)]
     pairs += [reflection_pair(next(problems), rng, slip, templates) for _ in range(data.reflection)]
     rng.shuffle(pairs)
     return pairs
