@@ -79,7 +79,11 @@ def warm_model(folder: Path) -> Path:
     return folder / "model"
 
 
-def run_once(schedule: str, folder: Path, policy_steps: int, seed: int, fixed_length: bool) -> list[tuple[str, float]]:
+def run_once(
+    schedule: str, folder: Path, policy_steps: int, seed: int, fixed_length: bool, **grpo: object
+) -> list[tuple[str, float]]:
+    """(round kind, seconds per generated token) of each round after the first; `grpo`
+    overrides settings of the GRPOConfig."""
     from sparkrl.runs import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(str(folder / "model"))
@@ -87,7 +91,7 @@ def run_once(schedule: str, folder: Path, policy_steps: int, seed: int, fixed_le
         {
             "model": {"path": "in-memory"},
             "data": {"train": str(folder / "train.jsonl")},
-            "output_dir": str(folder / f"run-{schedule}-{seed}"),
+            "output_dir": str(folder / "-".join(["run", schedule, str(seed), *(f"{k}={v}" for k, v in sorted(grpo.items()))])),
             "seed": seed,
             "prompt": {"suffix": ""},
             "spark": {"schedule": schedule, "policy_steps": policy_steps, "recycling": {"balance_labels": False}},
@@ -102,6 +106,7 @@ def run_once(schedule: str, folder: Path, policy_steps: int, seed: int, fixed_le
                 "report_to": [],
                 "use_cpu": True,
                 "disable_tqdm": True,
+                **grpo,
             },
         }
     )

@@ -18,8 +18,15 @@ Two further options make the judge's job smaller still (docs/demo.md has what th
 - `--judge-style notes`: warm-start judge replies note, after the worked solution, whether
   each candidate equals the judge's own answer (`A: 0!=1 B: 1==1`), then give a random verdict.
 
+and two more change what the judge is given:
+
+- `--both-orders`: each mixed group's pair becomes two pairwise items, the correct answer at
+  (A) in one and at (B) in the other (`RecyclingConfig.pairwise_both_orders`);
+- `--paired-verdicts`: the warm start shows every judge prompt twice, once with each verdict.
+
     python bench/demo_text_format.py --out runs/format-tens --seed 0 [--rl-steps 40] [--size small]
     python bench/demo_text_format.py --out runs/format-notes --seed 0 --asked tens-parity --judge-style notes
+    python bench/demo_text_format.py --out runs/format-both --seed 0 --asked tens-parity --judge-style notes --both-orders
 """
 
 from __future__ import annotations
@@ -50,11 +57,17 @@ class FixedFormatDemo(DemoConfig):
     templates: str = "tiny-fixed"
     judge_style: str = "compare"
     learning_rate: float = 3e-4
+    both_orders: bool = False
+    paired_verdicts: bool = False
 
     def workload(self) -> Workload:
+        recycling = dict(PAIRWISE_RICH_RECYCLING)
+        if self.both_orders:  # two pairwise items per mixed group; the cap must let both through
+            recycling.update(pairwise_both_orders=True, judge_items_per_group=2.0)
         return TunedTextWorkload(size=self.size, asked=self.asked, explicit_carries=True, templates=self.templates,
-                                 judge_style=self.judge_style, rl_steps=self.rl_steps,
-                                 recycling=PAIRWISE_RICH_RECYCLING, learning_rate=self.learning_rate)
+                                 judge_style=self.judge_style, paired_verdicts=self.paired_verdicts,
+                                 rl_steps=self.rl_steps,
+                                 recycling=recycling, learning_rate=self.learning_rate)
 
 
 def main() -> int:
@@ -67,10 +80,15 @@ def main() -> int:
     parser.add_argument("--templates", default="tiny-fixed", help="judge template set")
     parser.add_argument("--judge-style", choices=("compare", "notes"), default="compare", help="how warm-start judge replies are written")
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="RL learning rate of both runs")
+    parser.add_argument("--both-orders", action="store_true",
+                        help="each mixed group gives its pair twice, the correct answer at (A) and at (B)")
+    parser.add_argument("--paired-verdicts", action="store_true",
+                        help="warm start: every judge prompt twice, once with each verdict")
     args = parser.parse_args()
     config = FixedFormatDemo(out=args.out, seed=args.seed, rl_steps=args.rl_steps, size=args.size, asked=args.asked,
                              templates=args.templates, judge_style=args.judge_style,
-                             learning_rate=args.learning_rate)
+                             learning_rate=args.learning_rate, both_orders=args.both_orders,
+                             paired_verdicts=args.paired_verdicts)
     summary = run_demo(config)
     for name in ("warmstart", "grpo", "spark"):
         print(name, json.dumps({k: round(v, 3) for k, v in summary[name].items() if isinstance(v, float)}))

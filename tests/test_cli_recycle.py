@@ -65,6 +65,20 @@ def test_kinds_caps_and_no_balance_flags(tmp_path, capsys):
     assert code == 0 and labels["Yes"] <= 1 and labels["A"] <= 1
 
 
+def test_both_orders_flag_gives_each_pair_at_a_and_at_b(tmp_path, capsys):
+    rows = [_row([1, 0, 0, 1], question=f"What is 6*7? ({i})") for i in range(3)]
+    flags = ("--kinds", "pairwise", "--judge-per-group", "none", "--mixed-pointwise-prob", "0")
+    code, out = _recycle(tmp_path, rows, *flags, "--both-orders")
+    items = [json.loads(line) for line in out.read_text().splitlines()]
+    assert code == 0 and len(items) == 6
+    for row in range(1, 4):
+        mine = [i for i in items if i["source"]["group_source"]["row"] == row]
+        assert sorted(i["answer"] for i in mine) == ["A", "B"]
+    capsys.readouterr()
+    code, out = _recycle(tmp_path, rows, *flags)
+    assert code == 0 and len(out.read_text().splitlines()) == 3
+
+
 @pytest.mark.parametrize("flags,judge,reflection", [
     ((), 4, 4),  # the default: half a group each, as the authors' 32 + 32 per 64 prompts
     (("--judge-per-group", "0.25", "--reflection-per-group", "none"), 2, 8),

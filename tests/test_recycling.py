@@ -164,6 +164,28 @@ def test_same_answer_on_both_sides_never_makes_a_pair_and_is_counted():
     assert recycle([group], only_pairwise, seed=0)[0] == []
 
 
+def test_both_orders_gives_each_pair_at_a_and_at_b():
+    groups = [_group([1, 0, 0, 1], question=f"q{i}") for i in range(5)] + [_group([1, 1], question="all right")]
+    config = dataclasses.replace(UNCAPPED, mixed_pointwise_prob=0.0, pairwise_both_orders=True, kinds=("pointwise", "pairwise"))
+    items, stats = recycle(groups, config, seed=3)
+    pairwise = [i for i in items if i.task == "pairwise"]
+    assert len(pairwise) == 10 and stats.items["pairwise"] == 10
+    by_group = {}
+    for item in pairwise:
+        by_group.setdefault(item.source["group"], []).append(item)
+    for group, (first, second) in by_group.items():
+        assert sorted([first.answer, second.answer]) == ["A", "B"]
+        # the same two rollouts, shown in swapped places
+        assert first.source["rollouts"] == second.source["rollouts"][::-1]
+    assert [i.task for i in items if i.source["group"] == 5] == ["pointwise"]
+    # caps count both items of a pair
+    capped = dataclasses.replace(config, max_judge_items=3)
+    assert len(recycle(groups, capped, seed=3)[0]) == 3
+    # off: one item per mixed group, as before
+    single = dataclasses.replace(config, pairwise_both_orders=False)
+    assert sum(i.task == "pairwise" for i in recycle(groups, single, seed=3)[0]) == 5
+
+
 def test_wrong_answer_equal_to_gold_is_treated_as_a_reward_error():
     group = _group([0, 0], answers=["42", "41"])
     items, stats = recycle([group], AUTHORS, seed=0)

@@ -149,6 +149,10 @@ class RecyclingConfig:
     balance_labels: pointwise positive/negative counts differ by at most 1, per variant.
     balance_positions: pairwise items with the correct answer at A and at B differ by at most 1.
     balance_kinds: pointwise and pairwise item counts differ by at most 1.
+    pairwise_both_orders: a mixed group's pair gives two pairwise items, the correct answer at
+        (A) in one and at (B) in the other (caps count both). For tasks whose pairs all look
+        alike, such as one-bit answers, this doubles what each mixed group teaches the judge and
+        shows it the same candidates in both places. Off by default (the authors: one item).
     reflect_unextracted: a wrong rollout without an extractable answer may be a "cot" attempt.
     drop_wrong_matching_gold: do not use a wrong rollout whose answer is the ground truth as a
         string (whitespace collapsed): its reward is more likely an error than its answer.
@@ -170,6 +174,7 @@ class RecyclingConfig:
     balance_labels: bool = True
     balance_positions: bool = True
     balance_kinds: bool = False
+    pairwise_both_orders: bool = False
     reflect_unextracted: bool = True
     drop_wrong_matching_gold: bool = True
     drop_cot_showing_gold: bool = True
@@ -375,6 +380,7 @@ class _JudgeDraft:
     rollouts: tuple[int, ...]
     letters: bool = False
     positive: bool = True
+    correct_at_a: bool | None = None  # a pairwise draft's fixed position (both-orders mode)
 
     def tags(self, config: RecyclingConfig) -> list[tuple[str, int]]:
         """Balance axes this draft counts on, with its sign (+1 or -1) on each."""
@@ -402,19 +408,21 @@ def _pick_pair(group: Group, sides: _Sides, rng: random.Random, skipped: Counter
 def _draft_judge(
     index: int, group: Group, sides: _Sides, config: RecyclingConfig, rng: random.Random,
     label_balance: Counter[str], skipped: Counter[str],
-) -> _JudgeDraft | None:
+) -> list[_JudgeDraft]:
     pointwise_on = TASK_POINTWISE in config.kinds
     if sides.outcome == "mixed" and TASK_PAIRWISE in config.kinds:
         if not pointwise_on or rng.random() >= config.mixed_pointwise_prob:
             pair = _pick_pair(group, sides, rng, skipped)
             if pair is not None:
-                return _JudgeDraft(index, TASK_PAIRWISE, pair)
+                if config.pairwise_both_orders:
+                    return [_JudgeDraft(index, TASK_PAIRWISE, pair, correct_at_a=at_a) for at_a in (True, False)]
+                return [_JudgeDraft(index, TASK_PAIRWISE, pair)]
     if not pointwise_on:
-        return None
+        return []
     sides_available = [s for s, c in ((True, sides.correct_candidates), (False, sides.wrong_candidates)) if c]
     if not sides_available:
         skipped["judge-no-candidate"] += 1
-        return None
+        return []
     letters = rng.random() < config.letter_prob
     variant = MODE_LETTER if letters else MODE_YES_NO
     if len(sides_available) == 2 and config.balance_labels and label_balance[variant] != 0:
@@ -423,7 +431,7 @@ def _draft_judge(
         positive = rng.choice(sides_available)
     label_balance[variant] += 1 if positive else -1
     candidates = sides.correct_candidates if positive else sides.wrong_candidates
-    return _JudgeDraft(index, TASK_POINTWISE, (rng.choice(candidates),), letters, positive)
+    return [_JudgeDraft(index, TASK_POINTWISE, (rng.choice(candidates),), letters, positive)]
 
 
 def _take_balanced(
@@ -453,9 +461,10 @@ def _take_balanced(
 
 
 def _assign_positions(drafts: Sequence[_JudgeDraft], balance: bool, rng: random.Random) -> list[bool | None]:
-    """Per draft, whether the correct answer is shown as (A); None for pointwise drafts."""
-    at_a: list[bool | None] = [None] * len(drafts)
-    pairwise = [i for i, d in enumerate(drafts) if d.kind == TASK_PAIRWISE]
+    """Per draft, whether the correct answer is shown as (A); None for pointwise drafts. Drafts
+    with a fixed position keep it; the others are balanced among themselves."""
+    at_a: list[bool | None] = [d.correct_at_a for d in drafts]
+    pairwise = [i for i, d in enumerate(drafts) if d.kind == TASK_PAIRWISE and d.correct_at_a is None]
     if not balance:
         for i in pairwise:
             at_a[i] = rng.random() < 0.5
@@ -503,7 +512,7 @@ def _judge_items(
     label_balance: Counter[str] = Counter()
     drafts = [
         d for i, (g, s) in enumerate(zip(groups, sides))
-        if (d := _draft_judge(i, g, s, config, rng, label_balance, skipped)) is not None
+        for d in _draft_judge(i, g, s, config, rng, label_balance, skipped)
     ]
     tags = partial(_JudgeDraft.tags, config=config)
     balanced = _take_balanced(drafts, None, tags, rng)

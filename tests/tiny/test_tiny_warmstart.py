@@ -160,3 +160,27 @@ def test_notes_style_notes_equality_with_the_own_answer_and_keeps_verdicts_rando
         assert abs(follows / len(judged) - 0.5) < 0.05, kind
     with pytest.raises(ValueError, match="judge_style"):
         build_pairs(task, WarmStartData(policy=1), 0, judge_style="verdicts")
+
+
+@pytest.mark.parametrize("style", ["compare", "notes"])
+def test_paired_verdicts_give_every_judge_prompt_each_verdict_once(style: str) -> None:
+    from collections import defaultdict
+
+    data = WarmStartData(policy=10, pointwise=301, pairwise=300, reflection=10)
+    paired = build_pairs(TaskConfig(asked="tens-parity", explicit_carries=True), data, 0, judge_style=style,
+                         paired_verdicts=True)
+    kinds = [p.task for p in paired]
+    assert kinds.count("pointwise") == 301 and kinds.count("pairwise") == 300
+    replies: dict[tuple[str, str], list[SupervisedPair]] = defaultdict(list)
+    for pair in paired:
+        if pair.task in ("pointwise", "pairwise"):
+            replies[(pair.task, pair.prompt)].append(pair)
+    whole = [group for group in replies.values() if len(group) == 2]
+    assert len(whole) >= 300  # 150 + 150 prompts, less the odd pointwise one cut in half
+    for first, second in whole:
+        # Same prompt and reply up to the verdict; the verdicts are the two labels.
+        assert {first.label, second.label} in ({"Yes", "No"}, {"A", "B"})
+        assert first.completion.rsplit("\\boxed{", 1)[0] == second.completion.rsplit("\\boxed{", 1)[0]
+        assert first.correct == second.correct
+    # Unpaired data of the same seed is left as it was.
+    assert build_pairs(TASK, data, 0) == build_pairs(TASK, data, 0, paired_verdicts=False)

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=0, help="random seed (default: 0)")
     add("--no-balance", action="store_true", help="no label or position balancing (the authors' selection)")
     add("--balance-kinds", action="store_true", help="also balance pointwise against pairwise counts")
+    add("--both-orders", action="store_true", help="each pairwise pair twice, the correct answer at (A) and at (B)")
     add("--kinds", default="pointwise,pairwise,reflection", help="comma-separated tasks to build")
     # Caps left out keep RecyclingConfig's defaults: 0.5 judge and 0.5 reflection items per
     # group (the authors' 32 + 32 per 64 prompts), no absolute cap.
@@ -139,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             balance_labels=balance,
             balance_positions=balance,
             balance_kinds=args.balance_kinds,
+            pairwise_both_orders=args.both_orders,
         )
     except ValueError as err:
         print(f"sparkrl recycle: {err}", file=sys.stderr)

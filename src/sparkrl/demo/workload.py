@@ -91,6 +91,9 @@ def demo_grpo_settings(quick: bool, max_completion_length: int) -> dict[str, Any
         "lr_scheduler_type": "constant",
         "beta": 0.0,
         "temperature": 1.0,
+        # TRL turns checkpointing on by default; a tiny model has memory to spare, so recomputing
+        # activations in the backward pass would only cost time.
+        "gradient_checkpointing": False,
     }
 
 
@@ -114,6 +117,7 @@ class TextWorkload:
     explicit_carries: bool = False
     templates: str = "tiny"
     judge_style: str = "compare"
+    paired_verdicts: bool = False
     rl_steps: int = 40
     # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
     recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}))
@@ -145,7 +149,7 @@ class TextWorkload:
         from sparkrl.templates import resolve_templates
 
         pairs = build_pairs(self._task(), data, seed, templates=resolve_templates(self.templates),
-                            judge_style=self.judge_style)
+                            judge_style=self.judge_style, paired_verdicts=self.paired_verdicts)
         report = warm_start(model, tokenizer, pairs, steps, seed, progress=progress)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)

@@ -133,44 +133,50 @@ def _listed(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = 
     return " ".join(f"{letter}: {show(value)}" if letter else show(value) for letter, value in candidates)
 
 
-def _verdict_pair(
+def _verdict_pairs(
     task: str, prompt: str, candidates: Sequence[tuple[str, str]], problem: Problem, rng: random.Random,
-    carry_slip: float, labels: Sequence[str], right: str, style: str,
-) -> SupervisedPair:
+    carry_slip: float, labels: Sequence[str], right: str, style: str, paired: bool,
+) -> list[SupervisedPair]:
     # The verdict is drawn on its own: neither `right` nor the notes of a "notes" reply are
-    # consulted to choose it.
-    verdict = rng.choice(labels)
+    # consulted to choose it. Paired: the same reply twice, once with each verdict.
+    verdicts = [] if paired else [rng.choice(labels)]
     solution = teacher_solution(problem, rng, carry_slip)
+    if paired:
+        verdicts = list(labels)
     if style == "notes":
-        completion = noted_reply(solution, candidates, verdict)
+        completions = [noted_reply(solution, candidates, verdict) for verdict in verdicts]
     else:
-        completion = judge_reply(solution, _listed(candidates), verdict)
-    return SupervisedPair(prompt, completion, task, verdict, right)
+        completions = [judge_reply(solution, _listed(candidates), verdict) for verdict in verdicts]
+    return [SupervisedPair(prompt, c, task, verdict, right) for c, verdict in zip(completions, verdicts)]
 
 
-def pointwise_pair(
+def pointwise_pairs(
     problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, letter_prob: float = 0.0,
-    style: str = "compare",
-) -> SupervisedPair:
-    """A pointwise pair; `letter_prob` of them use the option-letter variant (0 by default: the
-    demo's recycling asks Yes/No only, and the tiny model keeps one verdict vocabulary per kind)."""
+    style: str = "compare", paired: bool = False,
+) -> list[SupervisedPair]:
+    """A pointwise prompt and its reply (two replies, one per verdict, when `paired`);
+    `letter_prob` of them use the option-letter variant (0 by default: the demo's recycling asks
+    Yes/No only, and the tiny model keeps one verdict vocabulary per kind)."""
     is_right = rng.random() < 0.5
     candidate = problem.answer if is_right else boxed_answer(wrong_solution(problem, rng))
     letters = rng.random() < letter_prob
     prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
     labels = ("A", "B") if letters else ("Yes", "No")
     right = labels[0] if is_right else labels[1]
-    return _verdict_pair(TASK_POINTWISE, prompt, [("", candidate)], problem, rng, carry_slip, labels, right, style)
+    return _verdict_pairs(TASK_POINTWISE, prompt, [("", candidate)], problem, rng, carry_slip, labels, right, style, paired)
 
 
-def pairwise_pair(
-    problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, style: str = "compare"
-) -> SupervisedPair:
+def pairwise_pairs(
+    problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, style: str = "compare",
+    paired: bool = False,
+) -> list[SupervisedPair]:
+    """A pairwise prompt and its reply (two replies, one per verdict, when `paired`)."""
     wrong = boxed_answer(wrong_solution(problem, rng))
     right = rng.choice(("A", "B"))
     a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
     prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
-    return _verdict_pair(TASK_PAIRWISE, prompt, [("A", a), ("B", b)], problem, rng, carry_slip, ("A", "B"), right, style)
+    return _verdict_pairs(TASK_PAIRWISE, prompt, [("A", a), ("B", b)], problem, rng, carry_slip, ("A", "B"), right,
+                          style, paired)
 
 
 def reflection_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
@@ -196,6 +202,7 @@ def build_pairs(
     policy_suffix: str = "",
     templates: TemplateSet = TINY_TEMPLATES,
     judge_style: str = "compare",
+    paired_verdicts: bool = False,
 ) -> list[SupervisedPair]:
     """The shuffled warm-start pairs, all from train-split problems.
 
@@ -203,6 +210,9 @@ def build_pairs(
     judge_style: how judge replies are written: "compare" (the candidates copied after the
     worked solution) or "notes" (each candidate noted as equal or not to the worked answer,
     `A: 4!=5 B: 5==5`). Verdicts are random in both.
+    paired_verdicts: every judge prompt is shown twice, with the same reply and each verdict
+    once (as many judge pairs, from half as many prompts), so that within the data no verdict
+    goes with any prompt, candidate, or note more often than another.
     """
     if judge_style not in JUDGE_STYLES:
         raise ValueError(f"judge_style must be one of {JUDGE_STYLES}, got {judge_style!r}")
@@ -212,8 +222,11 @@ def build_pairs(
     problems = itertools.cycle(pool)
     slip = task.carry_slip
     pairs = [policy_pair(next(problems), rng, slip, policy_suffix) for _ in range(data.policy)]
-    pairs += [pointwise_pair(next(problems), rng, slip, templates, style=judge_style) for _ in range(data.pointwise)]
-    pairs += [pairwise_pair(next(problems), rng, slip, templates, style=judge_style) for _ in range(data.pairwise)]
+    per_prompt = 2 if paired_verdicts else 1
+    for count, make in ((data.pointwise, pointwise_pairs), (data.pairwise, pairwise_pairs)):
+        judged = [p for _ in range(math.ceil(count / per_prompt))
+                  for p in make(next(problems), rng, slip, templates, style=judge_style, paired=paired_verdicts)]
+        pairs += judged[:count]
     pairs += [reflection_pair(next(problems), rng, slip, templates) for _ in range(data.reflection)]
     rng.shuffle(pairs)
     return pairs
