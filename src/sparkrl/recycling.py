@@ -153,6 +153,8 @@ class RecyclingConfig:
         (A) in one and at (B) in the other (caps count both). For tasks whose pairs all look
         alike, such as one-bit answers, this doubles what each mixed group teaches the judge and
         shows it the same candidates in both places. Off by default (the authors: one item).
+        A cap may keep one item of a pair and drop the other; then the (A)/(B) balance holds
+        for the other items but not for that one.
     reflect_unextracted: a wrong rollout without an extractable answer may be a "cot" attempt.
     drop_wrong_matching_gold: do not use a wrong rollout whose answer is the ground truth as a
         string (whitespace collapsed): its reward is more likely an error than its answer.
