@@ -91,7 +91,7 @@ def run_once(
         {
             "model": {"path": "in-memory"},
             "data": {"train": str(folder / "train.jsonl")},
-            "output_dir": str(folder / "-".join(["run", schedule, str(seed), *(f"{k}={v}" for k, v in sorted(grpo.items()))])),
+            "output_dir": tempfile.mkdtemp(prefix=f"run-{schedule}-{seed}-", dir=folder),
             "seed": seed,
             "prompt": {"suffix": ""},
             "spark": {"schedule": schedule, "policy_steps": policy_steps, "recycling": {"balance_labels": False}},

@@ -106,6 +106,7 @@ class TextWorkload:
     asked, explicit_carries, templates, judge_style: the task format (`sparkrl.tiny.task.TaskConfig`,
     the judge template set, how warm-start judge replies are written: `sparkrl.tiny.warmstart.build_pairs`);
     the demo uses the defaults, `bench/demo_text_format.py` the others.
+    paired_verdicts: the warm start shows each judge prompt once with each verdict (`build_pairs`).
     rl_steps: the policy-step budget of each RL run (4 with `quick`).
     """
 

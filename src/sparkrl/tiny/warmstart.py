@@ -139,15 +139,15 @@ def _verdict_pairs(
 ) -> list[SupervisedPair]:
     # The verdict is drawn on its own: neither `right` nor the notes of a "notes" reply are
     # consulted to choose it. Paired: the same reply twice, once with each verdict.
-    verdicts = [] if paired else [rng.choice(labels)]
+    verdicts = list(labels) if paired else [rng.choice(labels)]
     solution = teacher_solution(problem, rng, carry_slip)
-    if paired:
-        verdicts = list(labels)
-    if style == "notes":
-        completions = [noted_reply(solution, candidates, verdict) for verdict in verdicts]
-    else:
-        completions = [judge_reply(solution, _listed(candidates), verdict) for verdict in verdicts]
-    return [SupervisedPair(prompt, c, task, verdict, right) for c, verdict in zip(completions, verdicts)]
+
+    def reply(verdict: str) -> str:
+        if style == "notes":
+            return noted_reply(solution, candidates, verdict)
+        return judge_reply(solution, _listed(candidates), verdict)
+
+    return [SupervisedPair(prompt, reply(verdict), task, verdict, right) for verdict in verdicts]
 
 
 def pointwise_pairs(
