@@ -16,7 +16,9 @@ Two further options make the judge's job smaller still (docs/demo.md has what th
 - `--asked tens-parity`: the answer is one bit, the parity of the tens digit, so the two
   candidates of a pairwise item are always `0` and `1`;
 - `--judge-style notes`: warm-start judge replies note, after the worked solution, whether
-  each candidate equals the judge's own answer (`A: 0!=1 B: 1==1`), then give a random verdict.
+  each candidate equals the judge's own answer (`A: 0!=1 B: 1==1`), then give a random verdict;
+  `--judge-style marks` writes one mark per candidate instead (`A: 0- B: 1+`), the last one
+  right before the verdict.
 
 and two more change what the judge is given:
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparkrl.demo.pipeline import DemoConfig, run_demo
-from sparkrl.demo.workload import PAIRWISE_RICH_RECYCLING, TextWorkload, Workload
+from sparkrl.demo.workload import BOTH_ORDERS_RECYCLING, PAIRWISE_RICH_RECYCLING, TextWorkload, Workload
 
 @dataclass(frozen=True)
 class TunedTextWorkload(TextWorkload):
@@ -57,17 +59,18 @@ class FixedFormatDemo(DemoConfig):
     templates: str = "tiny-fixed"
     judge_style: str = "compare"
     learning_rate: float = 3e-4
+    lr_schedule: str = "constant"
+    beta: float = 0.0
     both_orders: bool = False
     paired_verdicts: bool = False
 
     def workload(self) -> Workload:
-        recycling = dict(PAIRWISE_RICH_RECYCLING)
-        if self.both_orders:  # two pairwise items per mixed group; the cap must let both through
-            recycling.update(pairwise_both_orders=True, judge_items_per_group=2.0)
+        recycling = dict(BOTH_ORDERS_RECYCLING if self.both_orders else PAIRWISE_RICH_RECYCLING)
         return TunedTextWorkload(size=self.size, asked=self.asked, explicit_carries=True, templates=self.templates,
                                  judge_style=self.judge_style, paired_verdicts=self.paired_verdicts,
                                  rl_steps=self.rl_steps,
-                                 recycling=recycling, learning_rate=self.learning_rate)
+                                 recycling=recycling, learning_rate=self.learning_rate,
+                                 lr_schedule=self.lr_schedule, kl_beta=self.beta)
 
 
 def main() -> int:
@@ -78,8 +81,11 @@ def main() -> int:
     parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
     parser.add_argument("--asked", choices=("tens", "tens-parity"), default="tens", help="what the task asks for")
     parser.add_argument("--templates", default="tiny-fixed", help="judge template set")
-    parser.add_argument("--judge-style", choices=("compare", "notes"), default="compare", help="how warm-start judge replies are written")
+    parser.add_argument("--judge-style", choices=("compare", "notes", "marks"), default="compare", help="how warm-start judge replies are written")
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="RL learning rate of both runs")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine", "linear"), default="constant",
+                        help="RL learning-rate schedule of both runs (TRL's lr_scheduler_type)")
+    parser.add_argument("--beta", type=float, default=0.0, help="KL coefficient to the warm start of both RL runs")
     parser.add_argument("--both-orders", action="store_true",
                         help="each mixed group gives its pair twice, the correct answer at (A) and at (B)")
     parser.add_argument("--paired-verdicts", action="store_true",
@@ -87,7 +93,7 @@ def main() -> int:
     args = parser.parse_args()
     config = FixedFormatDemo(out=args.out, seed=args.seed, rl_steps=args.rl_steps, size=args.size, asked=args.asked,
                              templates=args.templates, judge_style=args.judge_style,
-                             learning_rate=args.learning_rate, both_orders=args.both_orders,
+                             learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, beta=args.beta, both_orders=args.both_orders,
                              paired_verdicts=args.paired_verdicts)
     summary = run_demo(config)
     for name in ("warmstart", "grpo", "spark"):

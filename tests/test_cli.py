@@ -31,3 +31,11 @@ def test_each_subcommand_has_help(name: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: sparkrl {name} ")
     assert "options:" in result.stdout and result.stderr == ""
+
+
+def test_demo_format_is_for_the_text_task_only(tmp_path) -> None:
+    result = sparkrl("demo", "--modality", "image", "--format", "sum", "--out", str(tmp_path / "d"))
+    assert result.returncode == 2 and "--format applies to the text task only" in result.stderr
+    assert not (tmp_path / "d").exists()
+    result = sparkrl("demo", "--format", "two-bit")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

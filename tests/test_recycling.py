@@ -277,6 +277,30 @@ def test_all_correct_batch_is_balanced_down_by_dropping_the_majority_label():
     assert labels == {"Yes": 4, "No": 3}
 
 
+def test_label_balance_carried_from_call_to_call_holds_over_a_run():
+    # A strong policy: every round has mostly all-correct groups (only "Yes" possible) and
+    # now and then an all-wrong one. Within each call the labels are balanced either way, but
+    # only the carried balance keeps the run's total within one.
+    config = dataclasses.replace(UNCAPPED, letter_prob=0.0, kinds=("pointwise",))
+    rounds = [[_group([1, 1])] * 3 + ([_group([0, 0])] if r % 5 == 4 else []) for r in range(20)]
+    alone = Counter(i.answer for r, groups in enumerate(rounds) for i in recycle(groups, config, seed=r)[0])
+    assert alone["Yes"] - alone["No"] >= 10  # one surplus "Yes" in nearly every round
+    total, balance = Counter(), {}
+    for r, groups in enumerate(rounds):
+        items, stats = recycle(groups, config, seed=r, label_balance=balance)
+        total.update(i.answer for i in items)
+        balance = stats.label_balance
+        assert balance.get("yes_no", 0) == total["Yes"] - total["No"]
+        assert abs(balance.get("yes_no", 0)) <= 1
+    assert total["No"] == 4 and total["Yes"] in (4, 5)
+    # A balance that starts further out only takes items that bring it back.
+    items, stats = recycle([_group([1, 1]), _group([0, 0])], config, seed=0, label_balance={"yes_no": 3})
+    assert [i.answer for i in items] == ["No"] and stats.label_balance == {"yes_no": 2}
+    # Without balancing nothing is carried into the choice.
+    authors = dataclasses.replace(config, balance_labels=False)
+    assert len(recycle(rounds[0], authors, seed=0, label_balance={"yes_no": 1})[0]) == 3
+
+
 def test_mixed_groups_choose_the_side_that_restores_label_balance():
     groups = [_group([1, 1])] * 6 + [_group([1, 0])] * 30
     config = dataclasses.replace(UNCAPPED, mixed_pointwise_prob=1.0, letter_prob=0.0, kinds=("pointwise",))

@@ -76,5 +76,9 @@ def test_capacity_drops_oldest_and_counts():
 def test_state_round_trips_through_dict():
     state = RoundState(pool=deque([{"a": 1}]), deferred=deque([{"b": 2}]), rounds=3, policy_rounds=2)
     state.recycled_rounds, state.previous_was_recycled, state.items_built = 1, True, 7
+    state.label_balance = {"yes_no": -1}
     again = RoundState.from_dict(state.to_dict())
-    assert again.to_dict() == state.to_dict()
+    assert again.to_dict() == state.to_dict() and again.label_balance == {"yes_no": -1}
+    # A checkpoint from before the balance was carried starts even.
+    old = {k: v for k, v in state.to_dict().items() if k != "label_balance"}
+    assert RoundState.from_dict(old).label_balance == {}

@@ -25,8 +25,12 @@ Departures from the authors' code, and why:
 - Balancing (on by default, off reproduces their selection): among pointwise items of each
   variant the positive and negative labels differ by at most one, and among pairwise items
   the correct answer sits at A and at B equally often (within one). Their all-correct groups
-  only ever produced "correct" items, so an always-Yes judge scored well. Optionally the
-  pointwise and pairwise counts are balanced too.
+  only ever produced "correct" items, so an always-Yes judge scored well. The label balance
+  can be carried from call to call (`recycle(..., label_balance=...)`, as the trainer does),
+  so that it holds over a whole run, not only within each round: with a strong policy nearly
+  every unanimous group is all-correct, and one surplus "Yes" per round added up to 48 "Yes"
+  against 7 "No" in a 40-step demo run. Optionally the pointwise and pairwise counts are
+  balanced too.
 - Caps scale with the batch: by default 0.5 judge and 0.5 reflection items per group (their
   32 + 32 per batch of 64 prompts, for any batch size); absolute caps are an option.
 - Rollouts without an extractable answer are never judge candidates (they may be a "cot"
@@ -64,6 +68,7 @@ T = TypeVar("T")
 # Source "mode" of pointwise items, by variant.
 MODE_YES_NO = "yes_no"
 MODE_LETTER = "letter"
+POSITIVE_LABELS = frozenset({"Yes", "A"})  # a pointwise item's label when its candidate is correct
 MODE_PAIRWISE = "pairwise"
 
 
@@ -146,7 +151,8 @@ class RecyclingConfig:
         authors keep 32 + 32 items per batch of 64 prompts, i.e. 0.5 + 0.5 per group.
     max_judge_items, max_reflection_items: absolute caps per call (None: no cap). When both
         caps of a kind are set the smaller holds.
-    balance_labels: pointwise positive/negative counts differ by at most 1, per variant.
+    balance_labels: pointwise positive/negative counts differ by at most 1, per variant (over
+        every call that carries the balance on, see `recycle`; within the call otherwise).
     balance_positions: pairwise items with the correct answer at A and at B differ by at most 1.
     balance_kinds: pointwise and pairwise item counts differ by at most 1.
     pairwise_both_orders: a mixed group's pair gives two pairwise items, the correct answer at
@@ -229,6 +235,8 @@ class RecyclingStats:
     items: items built per task; labels: per task, items per label; modes: items per
         source mode (yes_no, letter, pairwise, cot, answer).
     skipped: counts per reason (see docs/recycling.md for the list).
+    label_balance: per pointwise variant, positive minus negative items, including the balance
+        carried into the call; pass it to the next call to balance over a run.
     """
 
     groups: int
@@ -239,6 +247,7 @@ class RecyclingStats:
     labels: dict[str, dict[str, int]]
     modes: dict[str, int]
     skipped: dict[str, int]
+    label_balance: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dicts, JSON-serialisable."""
@@ -251,12 +260,16 @@ class RecyclingStats:
             "labels": {task: dict(labels) for task, labels in self.labels.items()},
             "modes": dict(self.modes),
             "skipped": dict(self.skipped),
+            "label_balance": dict(self.label_balance),
         }
 
     def flat(self) -> dict[str, int]:
-        """One number per key, nested keys joined by "/" (e.g. "skipped/judge-cap"), for loggers."""
+        """One number per key, nested keys joined by "/" (e.g. "skipped/judge-cap"), for loggers;
+        without `label_balance`, which is not this call's alone (the trainer logs it itself)."""
         flat: dict[str, int] = {}
         for key, value in self.to_dict().items():
+            if key == "label_balance":
+                continue
             if not isinstance(value, dict):
                 flat[key] = value
                 continue
@@ -437,21 +450,23 @@ def _draft_judge(
 
 
 def _take_balanced(
-    items: Sequence[T], limit: int | None, tags: Callable[[T], list[tuple[str, int]]], rng: random.Random
+    items: Sequence[T], limit: int | None, tags: Callable[[T], list[tuple[str, int]]], rng: random.Random,
+    start: Mapping[str, int] | None = None,
 ) -> list[T]:
     """Up to `limit` items, in random order, such that on every balance axis the signs of the
-    taken items sum to -1, 0 or 1. Items that would break an axis are retried on later passes,
-    so a single axis keeps min(n+, n- + 1) + min(n-, n+ + 1) items when not capped."""
+    taken items, added to the axis' `start`, sum to -1, 0 or 1 (an axis that starts further out
+    only takes items that bring it back). Items that would break an axis are retried on later
+    passes, so a single axis from 0 keeps min(n+, n- + 1) + min(n-, n+ + 1) items when not capped."""
     pending = list(items)
     rng.shuffle(pending)
     taken: list[T] = []
-    sums: Counter[str] = Counter()
+    sums: Counter[str] = Counter(start or {})
     progress = True
     while pending and progress and (limit is None or len(taken) < limit):
         progress, retry = False, []
         for item in pending:
             item_tags = tags(item)
-            if (limit is None or len(taken) < limit) and all(abs(sums[a] + s) <= 1 for a, s in item_tags):
+            if (limit is None or len(taken) < limit) and all(_keeps_balance(sums[a], s) for a, s in item_tags):
                 taken.append(item)
                 for axis, sign in item_tags:
                     sums[axis] += sign
@@ -460,6 +475,13 @@ def _take_balanced(
                 retry.append(item)
         pending = retry
     return taken
+
+
+def _keeps_balance(current: int, sign: int) -> bool:
+    """Whether an item of `sign` may join an axis at `current`: it stays within one of even,
+    or moves back towards it."""
+    after = current + sign
+    return abs(after) <= 1 or abs(after) < abs(current)
 
 
 def _assign_positions(drafts: Sequence[_JudgeDraft], balance: bool, rng: random.Random) -> list[bool | None]:
@@ -508,18 +530,20 @@ def _example(
 
 
 def _judge_items(
-    groups: Sequence[Group], sides: Sequence[_Sides], config: RecyclingConfig, seed: int, skipped: Counter[str]
+    groups: Sequence[Group], sides: Sequence[_Sides], config: RecyclingConfig, seed: int, skipped: Counter[str],
+    carried: Mapping[str, int],
 ) -> list[Example]:
     rng = random.Random(f"{seed}:judge")
-    label_balance: Counter[str] = Counter()
+    label_balance: Counter[str] = Counter(carried)
     drafts = [
         d for i, (g, s) in enumerate(zip(groups, sides))
         for d in _draft_judge(i, g, s, config, rng, label_balance, skipped)
     ]
     tags = partial(_JudgeDraft.tags, config=config)
-    balanced = _take_balanced(drafts, None, tags, rng)
+    start = carried if config.balance_labels else None
+    balanced = _take_balanced(drafts, None, tags, rng, start)
     skipped["judge-balance"] += len(drafts) - len(balanced)
-    kept = _take_balanced(balanced, config.judge_cap(len(groups)), tags, rng)
+    kept = _take_balanced(balanced, config.judge_cap(len(groups)), tags, rng, start)
     skipped["judge-cap"] += len(balanced) - len(kept)
     kept.sort(key=lambda d: d.group)
     at_a = _assign_positions(kept, config.balance_positions, rng)
@@ -571,12 +595,16 @@ def _reflection_items(
 
 
 def _stats(
-    groups: Sequence[Group], sides: Sequence[_Sides], items: Sequence[Example], skipped: Counter[str]
+    groups: Sequence[Group], sides: Sequence[_Sides], items: Sequence[Example], skipped: Counter[str],
+    carried: Mapping[str, int],
 ) -> RecyclingStats:
     labels: dict[str, Counter[str]] = {task: Counter() for task in (TASK_POINTWISE, TASK_PAIRWISE)}
+    balance: Counter[str] = Counter(carried)
     for item in items:
         if item.task in labels:
             labels[item.task][item.answer] += 1
+        if item.task == TASK_POINTWISE:
+            balance[item.source["mode"]] += 1 if item.answer in POSITIVE_LABELS else -1
     return RecyclingStats(
         groups=len(groups),
         rollouts=sum(len(g.rollouts) for g in groups),
@@ -586,20 +614,27 @@ def _stats(
         labels={task: dict(sorted(c.items())) for task, c in labels.items()},
         modes=dict(Counter(item.source["mode"] for item in items)),
         skipped={reason: n for reason, n in sorted(skipped.items()) if n},
+        label_balance=dict(sorted(balance.items())),
     )
 
 
-def recycle(groups: Sequence[Group], config: RecyclingConfig, seed: int) -> tuple[list[Example], RecyclingStats]:
+def recycle(
+    groups: Sequence[Group], config: RecyclingConfig, seed: int, label_balance: Mapping[str, int] | None = None
+) -> tuple[list[Example], RecyclingStats]:
     """Judge and reflection items built from `groups`, and statistics of what was built.
 
-    Deterministic for a given (groups, config, seed). Items come judge first, then reflection,
-    each in group order; every item's `source` names its group, rollouts, mode and template.
+    Deterministic for a given (groups, config, seed, label_balance). Items come judge first,
+    then reflection, each in group order; every item's `source` names its group, rollouts,
+    mode and template.
+    label_balance: the pointwise label balance of earlier calls (their `stats.label_balance`);
+    with `balance_labels` this call then keeps the balance of all of them together within one.
     """
     skipped: Counter[str] = Counter()
+    carried = dict(label_balance or {})
     sides = [_classify(g, config, skipped) for g in groups]
     items: list[Example] = []
     if TASK_POINTWISE in config.kinds or TASK_PAIRWISE in config.kinds:
-        items += _judge_items(groups, sides, config, seed, skipped)
+        items += _judge_items(groups, sides, config, seed, skipped, carried)
     if TASK_REFLECTION in config.kinds:
         items += _reflection_items(groups, sides, config, seed, skipped)
-    return items, _stats(groups, sides, items, skipped)
+    return items, _stats(groups, sides, items, skipped, carried)

@@ -77,6 +77,8 @@ class RoundState:
 
     pool: recycled items waiting to be trained on, oldest first (JSON records of `Example`).
     deferred: dataset prompts displaced by recycled items, oldest first (row dicts).
+    label_balance: the pointwise label balance of every item recycled so far
+        (`sparkrl.recycling.recycle`), so that it holds over the whole run.
     """
 
     pool: deque[dict[str, Any]] = field(default_factory=deque)
@@ -88,6 +90,7 @@ class RoundState:
     items_built: int = 0
     items_trained: int = 0
     items_dropped: int = 0
+    label_balance: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,7 @@ class RoundState:
             "items_built": self.items_built,
             "items_trained": self.items_trained,
             "items_dropped": self.items_dropped,
+            "label_balance": dict(self.label_balance),
         }
 
     @classmethod
@@ -115,6 +119,8 @@ class RoundState:
         ):
             setattr(state, name, int(record[name]))
         state.previous_was_recycled = bool(record["previous_was_recycled"])
+        # Checkpoints written before the balance was carried start from an even balance.
+        state.label_balance = {str(k): int(v) for k, v in record.get("label_balance", {}).items()}
         return state
 
     def add_items(self, items: Iterable[dict[str, Any]], capacity: int | None) -> None:

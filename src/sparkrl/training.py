@@ -201,7 +201,9 @@ class SparkGRPOTrainer(GRPOTrainer):
         scored = gather_object(self.router.last_rows)
         if self.spark.schedule != "off":
             groups = rollout_groups(global_rows, scored, group_size, self.spark.recycle_recycled)
-            items, stats = recycle(groups, self.recycling, seed=round_seed(self.args.seed, round_index))
+            items, stats = recycle(groups, self.recycling, seed=round_seed(self.args.seed, round_index),
+                                   label_balance=state.label_balance)
+            state.label_balance = stats.label_balance
             state.add_items((item.to_dict() for item in items), self.spark.pool_capacity)
             self.last_recycling_stats = stats.flat()
         self._write_round_log(round_index, plan.recycled, prompts)
@@ -258,6 +260,7 @@ class SparkGRPOTrainer(GRPOTrainer):
                     "spark/items_built": float(state.items_built),
                     "spark/items_trained": float(state.items_trained),
                     "spark/items_dropped": float(state.items_dropped),
+                    **{f"spark/label_balance/{mode}": float(n) for mode, n in state.label_balance.items()},
                 }
             )
             for key, value in self.last_recycling_stats.items():

@@ -174,3 +174,48 @@ def test_an_interrupted_run_is_trained_again_and_its_model_republished(quick_dem
     assert result.returncode == 0, result.stderr[-3000:]
     assert "grpo: training started" in result.stdout and "spark: already trained" in result.stdout
     assert (out / "runs" / "grpo" / "finished").exists() and (out / "models" / "grpo" / "config.json").exists()
+
+
+def test_side_work_gets_only_the_slots_training_leaves_and_hears_of_every_trained_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sparkrl.demo import runs
+
+    lengths = {"a": 0.2, "b": 4.0, "c": 0.2}
+    launched: list[str] = []
+
+    def fake_launch(spec: runs.RunSpec, config: Path) -> subprocess.Popen[bytes]:
+        launched.append(spec.name)
+        return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({lengths[spec.name]})"])
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.trained_runs: list[str] = []
+            self.pumps: list[tuple[int, int, bool]] = []  # (runs launched so far, slots given, "b" trained)
+
+        def trained(self, spec: runs.RunSpec) -> None:
+            self.trained_runs.append(spec.name)
+
+        def pump(self, slots: int) -> None:
+            self.pumps.append((len(launched), slots, "b" in self.trained_runs))
+
+    monkeypatch.setattr(runs, "_launch", fake_launch)
+    specs = [runs.RunSpec(name, {"policy_steps": 1}, tmp_path / name, 1) for name in lengths]
+    for spec in specs:
+        spec.folder.mkdir()
+    side = Recorder()
+    seconds = runs.train_all(specs, {name: tmp_path for name in lengths}, 2, lambda line: None, side=side)
+    assert set(seconds) == set(lengths) and sorted(side.trained_runs) == sorted(lengths)
+    assert side.trained_runs[-1] == "b"
+    # Nothing is given while a run still waits to start; then only the slots no run holds:
+    # at most one while "b" trains (with "c" too at first), two once it has ended.
+    assert side.pumps and all(started == 3 for started, _, _ in side.pumps)
+    assert all(slots <= 1 for _, slots, b_done in side.pumps if not b_done)
+    assert 1 in {slots for _, slots, _ in side.pumps}
+    # Runs trained in an earlier demo run are handed over at once, without training them again.
+    for spec in specs:
+        spec.final.mkdir()
+    launched.clear()
+    again = Recorder()
+    runs.train_all(specs, {name: tmp_path for name in lengths}, 2, lambda line: None, side=again)
+    assert again.trained_runs == ["a", "b", "c"] and launched == []

@@ -14,7 +14,7 @@ from sparkrl.verification import extract_final_answer
 FIXED = TextWorkload(asked="tens", explicit_carries=True, templates="tiny-fixed", rl_steps=12)
 
 
-def test_defaults_are_the_demo_task() -> None:
+def test_defaults_are_the_sum_task() -> None:
     workload = TextWorkload()
     assert (workload.asked, workload.explicit_carries, workload.templates, workload.judge_style, workload.policy_steps) == (
         "sum", False, "tiny", "compare", 40)
@@ -41,3 +41,23 @@ def test_fixed_format_reaches_train_rows_and_held_out_items(tmp_path) -> None:
 def test_bad_format_is_rejected_when_the_task_is_built(tmp_path) -> None:
     with pytest.raises(ValueError, match="asked"):
         TextWorkload(asked="units").write_train_data(tmp_path, 5, seed=0)
+
+
+def test_demo_text_formats(tmp_path) -> None:
+    from pathlib import Path
+
+    from sparkrl.demo.pipeline import DemoConfig
+    from sparkrl.demo.workload import text_workload
+
+    assert text_workload("sum") == TextWorkload()
+    one_bit = text_workload("one-bit", quick=True)
+    assert (one_bit.asked, one_bit.explicit_carries, one_bit.templates, one_bit.judge_style, one_bit.quick) == (
+        "tens-parity", True, "tiny-fixed", "marks", True)
+    assert one_bit.recycling["pairwise_both_orders"] and one_bit.recycling["judge_items_per_group"] == 2.0
+    rows = [json.loads(line) for line in one_bit.write_train_data(tmp_path, 20, seed=0).read_text().splitlines()]
+    assert all(row["question"].startswith("parity of tens of ") and row["answer"] in ("0", "1") for row in rows)
+    assert DemoConfig(out=Path("x")).workload() == text_workload("one-bit")  # the demo's default
+    assert (one_bit.grpo_settings()["lr_scheduler_type"], one_bit.grpo_settings()["beta"]) == ("cosine", 0.04)
+    assert DemoConfig(out=Path("x"), text_format="sum").workload() == TextWorkload()
+    with pytest.raises(ValueError, match="text format"):
+        DemoConfig(out=Path("x"), text_format="two-bit")

@@ -136,25 +136,32 @@ def test_empty_pairs_rejected() -> None:
         warm_start(build_tiny_model(tokenizer, 0, "nano"), tokenizer, [], WarmStartConfig(), 0)
 
 
-def test_notes_style_notes_equality_with_the_own_answer_and_keeps_verdicts_random() -> None:
+@pytest.mark.parametrize("style", ["notes", "marks"])
+def test_noting_styles_mark_agreement_with_the_own_answer_and_keep_verdicts_random(style: str) -> None:
     import re
 
     task = TaskConfig(asked="tens-parity", explicit_carries=True)
     from sparkrl.templates import resolve_templates
 
     noted = build_pairs(task, WarmStartData(policy=10, pointwise=1500, pairwise=1500, reflection=10), 0,
-                        templates=resolve_templates("tiny-fixed"), judge_style="notes")
+                        templates=resolve_templates("tiny-fixed"), judge_style=style)
     for kind in ("pointwise", "pairwise"):
         judged = [p for p in noted if p.task == kind]
         assert abs(sum(p.label == p.correct for p in judged) / len(judged) - 0.5) < 0.05, kind
         follows = 0
         for pair in judged:
-            own = pair.completion.split("\\boxed{", 1)[1].split("}", 1)[0]
-            notes = re.findall(r"(\d+)(==|!=)(\d+)", pair.completion)
+            own, after = pair.completion.split("\\boxed{", 1)[1].split("}", 1)
+            if style == "notes":  # `A: 0!=1 B: 1==1 \boxed{..}`
+                found = re.findall(r"(\d+)(==|!=)(\d+)", after)
+                assert all(other == own for _, _, other in found)
+                notes = [(value, mark == "==") for value, mark, _ in found]
+            else:  # `A: 0- B: 1+\boxed{..}`, the last mark right before the verdict
+                notes = [(value, mark == "+") for value, mark in re.findall(r"(\d+)([+-])", after)]
+                assert re.search(r"[+-]\\boxed\{(Yes|No|A|B)\}$", after)
             shown = re.findall(r"(?:A: |B: |Check |Answer:? |Candidate: )(\d+)", pair.prompt)
-            assert [n[0] for n in notes] == shown and all(n[2] == own for n in notes)
-            assert all((n[1] == "==") == (n[0] == own) for n in notes)
-            first_equal = notes[0][1] == "=="
+            assert [value for value, _ in notes] == shown
+            assert all(same == (value == own) for value, same in notes)
+            first_equal = notes[0][1]
             follows += pair.label == (("Yes" if first_equal else "No") if kind == "pointwise" else ("A" if first_equal else "B"))
         # The verdict ignores the notes: it agrees with them about half the time.
         assert abs(follows / len(judged) - 0.5) < 0.05, kind
@@ -162,7 +169,7 @@ def test_notes_style_notes_equality_with_the_own_answer_and_keeps_verdicts_rando
         build_pairs(task, WarmStartData(policy=1), 0, judge_style="verdicts")
 
 
-@pytest.mark.parametrize("style", ["compare", "notes"])
+@pytest.mark.parametrize("style", ["compare", "notes", "marks"])
 def test_paired_verdicts_give_every_judge_prompt_each_verdict_once(style: str) -> None:
     from collections import defaultdict
 

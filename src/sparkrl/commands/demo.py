@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modality", choices=("text", "image"), default="text")
+    parser.add_argument("--format", dest="text_format", choices=("one-bit", "sum"), default=None,
+                        help="text task format (default: the demo's, see docs/demo.md)")
     parser.add_argument("--quick", action="store_true", help="a small version for tests (about a minute; claims not expected to hold)")
     parser.add_argument("--ablations", action="store_true", help="also run SPARK with only pointwise, only pairwise, only reflection items")
     parser.add_argument("--jobs", type=int, help="processes at a time (default: the number of cores, at most 4)")
@@ -27,6 +29,11 @@ def run(args: argparse.Namespace) -> int:
     from sparkrl.demo.runs import RunError
 
     options = {"jobs": args.jobs} if args.jobs else {}
+    if args.text_format and args.modality == "image":
+        print("sparkrl demo: --format applies to the text task only, not to --modality image", file=sys.stderr)
+        return 2
+    if args.text_format:
+        options["text_format"] = args.text_format
     try:
         config = DemoConfig(out=args.out, seed=args.seed, modality=args.modality, quick=args.quick, ablations=args.ablations, **options)
     except ValueError as err:

@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any, Literal
 from sparkrl.demo.claims import check_claims
 from sparkrl.demo.measure import MeasureJob, measure
 from sparkrl.demo.runs import RunError, RunSpec, checkpoints, run_specs, train_all, write_config
-from sparkrl.demo.workload import TextWorkload, Workload
+from sparkrl.demo.workload import TEXT_FORMATS, Workload, text_workload
 
 Progress = Callable[[str], None]
 
@@ -42,7 +42,9 @@ class DemoConfig:
     """What the demo runs. What shapes its numbers is here, in the workload (model, task, GRPO
     settings) and in `sparkrl.demo.measure` (greedy decoding, 2 self-reflection rounds).
 
-    jobs: processes run at the same time (training runs, then evaluations), one thread each.
+    text_format: the text task's format (`sparkrl.demo.workload.TEXT_FORMATS`); not used by
+        the image modality.
+    jobs: processes run at the same time (training runs and evaluations), one thread each.
     curve_points: checkpoints per run evaluated for the curves against policy step.
     """
 
@@ -51,6 +53,7 @@ class DemoConfig:
     modality: Literal["text", "image"] = "text"
     quick: bool = False
     ablations: bool = False
+    text_format: str = "one-bit"
     jobs: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     eval_problems: int = 200
     judge_items: int = 200
@@ -60,6 +63,8 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.modality not in ("text", "image"):
             raise ValueError(f"modality must be 'text' or 'image', got {self.modality!r}")
+        if self.text_format not in TEXT_FORMATS:
+            raise ValueError(f"text format must be one of {sorted(TEXT_FORMATS)}, got {self.text_format!r}")
         for name in ("jobs", "eval_problems", "judge_items", "train_problems", "curve_points"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -69,7 +74,7 @@ class DemoConfig:
             from sparkrl.tiny_vl.workload import ImageWorkload
 
             return ImageWorkload(quick=self.quick)
-        return TextWorkload(quick=self.quick)
+        return text_workload(self.text_format, self.quick)
 
 
 def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
@@ -92,10 +97,12 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
     grpo = workload.grpo_settings()
     configs = {spec.name: write_config(spec, warm, train, config.seed, workload.templates, grpo, workload.frozen) for spec in specs}
     progress(f"RL: {', '.join(s.name for s in specs)}; {workload.policy_steps} policy steps each, {config.jobs} at a time")
-    train_seconds = train_all(specs, configs, config.jobs, progress)
-
-    finals = {"warmstart": warm} | {s.name: _publish(s, out / "models") for s in specs}
-    results, curves = _evaluate(config, workload, out, finals, specs, progress)
+    with Evaluations(config, workload, out, warm, progress) as evaluations:
+        train_seconds = train_all(specs, configs, config.jobs, progress, side=evaluations)
+        evaluations.finish(config.jobs)
+    finals = {"warmstart": warm} | {s.name: evaluations.finals[s.name] for s in specs}
+    results = {name: evaluations.measured[name] for name in finals}
+    curves = evaluations.curves(specs, workload.policy_steps)
     summary = {
         **{name: results[name] for name in finals},
         "wall_seconds": time.perf_counter() - started,
@@ -157,41 +164,79 @@ def _publish(spec: RunSpec, models: Path) -> Path:
     return target
 
 
-def _evaluate(
-    config: DemoConfig, workload: Workload, out: Path, finals: dict[str, Path], specs: list[RunSpec], progress: Progress
-) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, Any]]]]:
-    """Measure every final model (with self-reflection) and every checkpoint (without)."""
-    data = out / "data"
-    items = {
-        "reasoning": workload.reasoning_items(data, config.eval_problems, config.seed),
-        "pointwise": workload.judge_items(data, "pointwise", config.judge_items, config.seed),
-        "pairwise": workload.judge_items(data, "pairwise", config.judge_items, config.seed),
-    }
-    tokens = int(workload.grpo_settings()["max_completion_length"])
+class Evaluations:
+    """Held-out evaluation of the warm start and of each run as soon as its training ends,
+    on the cores that training leaves free (`train_all` gives it the idle slots): every final
+    model with self-reflection, every checkpoint without (for the curves)."""
 
-    def job(model: Path, target: Path, reflection: bool) -> MeasureJob:
-        return MeasureJob(str(model), str(target), items, workload.templates, tokens, reflection=reflection)
+    def __init__(self, config: DemoConfig, workload: Workload, out: Path, warm: Path, progress: Progress) -> None:
+        data = out / "data"
+        self.items = {
+            "reasoning": workload.reasoning_items(data, config.eval_problems, config.seed),
+            "pointwise": workload.judge_items(data, "pointwise", config.judge_items, config.seed),
+            "pairwise": workload.judge_items(data, "pairwise", config.judge_items, config.seed),
+        }
+        self.templates = workload.templates
+        self.tokens = int(workload.grpo_settings()["max_completion_length"])
+        self.out, self.progress = out, progress
+        self.finals: dict[str, Path] = {"warmstart": warm}
+        self.queue: list[tuple[Any, MeasureJob]] = [("warmstart", self._job(warm, out / "eval" / "warmstart", True))]
+        self.pending: dict[Future[dict[str, float]], Any] = {}
+        self.measured: dict[Any, dict[str, float]] = {}
+        self.failed: list[str] = []
+        self.pool = ProcessPoolExecutor(max_workers=config.jobs, mp_context=get_context("spawn"))
 
-    jobs = {name: job(path, out / "eval" / name, True) for name, path in finals.items()}
-    points = {
-        (spec.name, step): job(folder, out / "eval" / "curves" / spec.name / f"step-{step}", False)
-        for spec in specs
-        for step, folder in checkpoints(spec)
-    }
-    progress(f"evaluation: {len(jobs)} models and {len(points)} checkpoints on held-out items")
-    keys = list(jobs) + list(points)
-    every = [jobs[k] for k in jobs] + [points[k] for k in points]
-    with ProcessPoolExecutor(max_workers=config.jobs, mp_context=get_context("spawn")) as pool:
-        measured = {}
-        for key, result in zip(keys, pool.map(measure, every)):
-            measured[key] = result
+    def __enter__(self) -> Evaluations:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        # After an error (a failed run, Ctrl-C) do not wait minutes for measurements in flight.
+        self.pool.shutdown(wait=kind is None, cancel_futures=True)
+
+    def _job(self, model: Path, target: Path, reflection: bool) -> MeasureJob:
+        return MeasureJob(str(model), str(target), self.items, self.templates, self.tokens, reflection=reflection)
+
+    def trained(self, spec: RunSpec) -> None:
+        final = self.finals[spec.name] = _publish(spec, self.out / "models")
+        points = checkpoints(spec)
+        self.queue.append((spec.name, self._job(final, self.out / "eval" / spec.name, True)))
+        self.queue += [((spec.name, step), self._job(folder, self.out / "eval" / "curves" / spec.name / f"step-{step}", False))
+                       for step, folder in points]
+        self.progress(f"evaluation of {spec.name} queued: final model and {len(points)} checkpoints on held-out items")
+
+    def pump(self, slots: int) -> None:
+        for future in [f for f in self.pending if f.done()]:
+            key = self.pending.pop(future)
             label = key if isinstance(key, str) else f"{key[0]} at policy step {key[1]}"
-            progress(f"evaluated {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
-    results = {name: measured[name] for name in jobs}
-    curves: dict[str, list[dict[str, Any]]] = {}
-    for spec in specs:
-        start = {"policy_step": 0, **{k: v for k, v in results["warmstart"].items() if k != "self_reflection_accuracy"}}
-        along = [{"policy_step": step, **measured[(spec.name, step)]} for name, step in points if name == spec.name]
-        end = {"policy_step": workload.policy_steps, **{k: v for k, v in results[spec.name].items() if k != "self_reflection_accuracy"}}
-        curves[spec.name] = [start, *[p for p in along if p["policy_step"] < workload.policy_steps], end]
-    return results, curves
+            try:
+                result = self.measured[key] = future.result()
+            except Exception as err:  # reported by `finish`; the runs still training go on
+                self.failed.append(f"evaluation of {label} failed: {type(err).__name__}: {err}")
+                self.progress(self.failed[-1])
+                continue
+            self.progress(f"evaluated {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
+        while self.queue and len(self.pending) < slots:
+            key, job = self.queue.pop(0)
+            self.pending[self.pool.submit(measure, job)] = key
+
+    def finish(self, slots: int) -> None:
+        """Run what is left with all `slots`; returns when everything is measured, and raises
+        `RunError` naming every evaluation that failed (here or while training went on)."""
+        while self.queue or self.pending:
+            self.pump(slots)
+            if self.pending:
+                wait(list(self.pending), return_when=FIRST_COMPLETED)
+        if self.failed:
+            raise RunError("; ".join(self.failed))
+
+    def curves(self, specs: list[RunSpec], policy_steps: int) -> dict[str, list[dict[str, Any]]]:
+        """Per run: the warm start at step 0, its checkpoints, its final model at the last step."""
+        results = self.measured
+        curves: dict[str, list[dict[str, Any]]] = {}
+        for spec in specs:
+            start = {"policy_step": 0, **{k: v for k, v in results["warmstart"].items() if k != "self_reflection_accuracy"}}
+            along = sorted(((key[1], value) for key, value in self.measured.items() if isinstance(key, tuple) and key[0] == spec.name),
+                           key=lambda point: point[0])
+            end = {"policy_step": policy_steps, **{k: v for k, v in results[spec.name].items() if k != "self_reflection_accuracy"}}
+            curves[spec.name] = [start, *[{"policy_step": step, **value} for step, value in along if step < policy_steps], end]
+        return curves

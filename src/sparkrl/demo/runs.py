@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -114,15 +114,35 @@ class _Running:
     started: float = field(default_factory=time.perf_counter)
 
 
-def train_all(specs: Sequence[RunSpec], configs: Mapping[str, Path], jobs: int, progress: Progress, every_s: float = 15.0) -> dict[str, float]:
+class SideWork(Protocol):
+    """Work that uses the cores training leaves free (the demo's evaluations)."""
+
+    def trained(self, spec: RunSpec) -> None:
+        """`spec` has finished training (now, or in an earlier demo run)."""
+        ...
+
+    def pump(self, slots: int) -> None:
+        """Collect finished jobs and start more while fewer than `slots` run."""
+        ...
+
+
+def train_all(
+    specs: Sequence[RunSpec], configs: Mapping[str, Path], jobs: int, progress: Progress, every_s: float = 15.0,
+    side: SideWork | None = None,
+) -> dict[str, float]:
     """Train every run not finished yet, `jobs` at a time; returns wall seconds per run.
 
+    side: told of every trained run, and given the slots that no training needs once every
+    run has started (a training never waits for side work, so the critical path stays the
+    longest run).
     Whatever stops this loop (a failed run, Ctrl-C) stops and reaps the runs still going, so
     none keeps writing checkpoints into a folder that the next demo run resumes from."""
     waiting = [s for s in specs if not s.done]
     for spec in specs:
         if spec.done:
             progress(f"{spec.name}: already trained ({spec.final})")
+            if side is not None:
+                side.trained(spec)
     running: list[_Running] = []
     seconds: dict[str, float] = {}
     last_report = 0.0
@@ -140,6 +160,10 @@ def train_all(specs: Sequence[RunSpec], configs: Mapping[str, Path], jobs: int, 
                 (job.spec.folder / "finished").write_text("sparkrl train exited 0\n")
                 seconds[job.spec.name] = time.perf_counter() - job.started
                 progress(f"{job.spec.name}: finished in {seconds[job.spec.name]:.0f}s")
+                if side is not None:
+                    side.trained(job.spec)
+            if side is not None and not waiting:
+                side.pump(jobs - len(running))
             if running and time.perf_counter() - last_report >= every_s:
                 last_report = time.perf_counter()
                 progress(" | ".join(describe_progress(j.spec) for j in running))

@@ -63,6 +63,12 @@ PAIRWISE_RICH_RECYCLING: Mapping[str, Any] = MappingProxyType(
     {"letter_prob": 0.0, "mixed_pointwise_prob": 0.0, "judge_items_per_group": 1.0})
 
 
+# `pairwise_both_orders` (each mixed group's pair at (A) and at (B)) on top of that; the cap of
+# judge items per group must let both items of a pair through.
+BOTH_ORDERS_RECYCLING: Mapping[str, Any] = MappingProxyType(
+    {**PAIRWISE_RICH_RECYCLING, "pairwise_both_orders": True, "judge_items_per_group": 2.0})
+
+
 def balanced_judge_items(kind: str, cases: Sequence[tuple[str, str, str, tuple[str, ...]]]) -> list[Any]:
     """Held-out judge items from (question, right solution, wrong solution, images) cases, the
     labels alternating so that they are exactly balanced (a one-verdict judge scores 50%)."""
@@ -80,16 +86,19 @@ def balanced_judge_items(kind: str, cases: Sequence[tuple[str, str, str, tuple[s
     return items
 
 
-def demo_grpo_settings(quick: bool, max_completion_length: int) -> dict[str, Any]:
-    """The GRPO settings every demo run shares; a workload sets only the completion length."""
+def demo_grpo_settings(
+    quick: bool, max_completion_length: int, lr_schedule: str = "constant", beta: float = 0.0
+) -> dict[str, Any]:
+    """The GRPO settings every demo run shares; a workload sets the completion length and may
+    set the learning-rate schedule (TRL's `lr_scheduler_type`) and the KL coefficient."""
     prompts = 4 if quick else 16
     return {
         "num_generations": 8,
         "per_device_train_batch_size": 8 * prompts,
         "max_completion_length": max_completion_length,
         "learning_rate": 3e-4,
-        "lr_scheduler_type": "constant",
-        "beta": 0.0,
+        "lr_scheduler_type": lr_schedule,
+        "beta": beta,
         "temperature": 1.0,
         # TRL turns checkpointing on by default; a tiny model has memory to spare, so recomputing
         # activations in the backward pass would only cost time.
@@ -105,9 +114,12 @@ class TextWorkload:
     hold then).
     asked, explicit_carries, templates, judge_style: the task format (`sparkrl.tiny.task.TaskConfig`,
     the judge template set, how warm-start judge replies are written: `sparkrl.tiny.warmstart.build_pairs`);
-    the demo uses the defaults, `bench/demo_text_format.py` the others.
+    the defaults are the `sum` format, `TEXT_FORMATS` holds the demo's formats (`one-bit` is its
+    default), `bench/demo_text_format.py` sets them one by one.
     paired_verdicts: the warm start shows each judge prompt once with each verdict (`build_pairs`).
     rl_steps: the policy-step budget of each RL run (4 with `quick`).
+    lr_schedule, kl_beta: the RL learning-rate schedule (TRL's `lr_scheduler_type`) and KL
+    coefficient to the warm start (TRL's `beta`) of both runs.
     """
 
     quick: bool = False
@@ -120,6 +132,8 @@ class TextWorkload:
     judge_style: str = "compare"
     paired_verdicts: bool = False
     rl_steps: int = 40
+    lr_schedule: str = "constant"
+    kl_beta: float = 0.0
     # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
     recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}))
     name: str = field(default="text", init=False)
@@ -183,4 +197,29 @@ class TextWorkload:
         return balanced_judge_items(kind, [(p.question, correct_solution(p), wrong_solution(p, rng), ()) for p in problems])
 
     def grpo_settings(self) -> dict[str, Any]:
-        return demo_grpo_settings(self.quick, max_completion_length=48)
+        return demo_grpo_settings(self.quick, max_completion_length=48, lr_schedule=self.lr_schedule, beta=self.kl_beta)
+
+
+# The text formats of `sparkrl demo --format` (docs/demo.md):
+# - "sum": the whole sum of two 2-digit numbers as the answer; judge replies copy the
+#   candidates after the worked solution (`... \boxed{138} vs A: 138 B: 139 \boxed{A}`);
+# - "one-bit": the parity of the sum's tens digit as the answer, every carry written, the
+#   candidates on one line before the question, and judge replies that mark each candidate as
+#   agreeing (`+`) or not (`-`) with the judge's own worked answer, right before a verdict that
+#   the warm start draws at random (`... \boxed{1} A: 0- B: 1+\boxed{A}`); each mixed group's
+#   pair is recycled in both orders; the RL learning rate decays (cosine) so that the end of a
+#   run stays steady, and a KL term (0.04) to the warm start keeps what RL does not reward
+#   directly (the judge's copies and marks) from drifting away before the verdict uses it.
+TEXT_FORMATS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "sum": MappingProxyType({}),
+    "one-bit": MappingProxyType({"asked": "tens-parity", "explicit_carries": True, "templates": "tiny-fixed",
+                                 "judge_style": "marks", "recycling": BOTH_ORDERS_RECYCLING,
+                                 "lr_schedule": "cosine", "kl_beta": 0.04}),
+})
+
+
+def text_workload(text_format: str, quick: bool = False) -> TextWorkload:
+    """The demo's text workload in one of `TEXT_FORMATS`."""
+    if text_format not in TEXT_FORMATS:
+        raise ValueError(f"text format must be one of {sorted(TEXT_FORMATS)}, got {text_format!r}")
+    return TextWorkload(quick=quick, **TEXT_FORMATS[text_format])

@@ -15,8 +15,9 @@ is that judging is learnt by SPARK's RL. So in this data
   tie its verdict vocabulary to the prompt: it answered Yes/No to pairwise prompts 43% of
   the time, and RL spent its steps on the format.)
   With `judge_style="notes"` each copied candidate is followed by a note of whether it is
-  the same string as the worked answer (`A: 0!=1 B: 1==1`); the verdict stays random and
-  ignores the notes, so the comparison is written out but judging is still not taught;
+  the same string as the worked answer (`A: 0!=1 B: 1==1`), with `judge_style="marks"` by one
+  mark (`A: 0- B: 1+`, the last one right before the verdict); the verdict stays random and
+  ignores notes and marks, so the comparison is written out but judging is still not taught;
 - every reflection target is a fresh teacher solution, drawn without looking at the wrong
   attempt, so it is right or wrong exactly as often as a policy target.
 
@@ -108,7 +109,7 @@ class SupervisedPair:
     correct: str
 
 
-JUDGE_STYLES = ("compare", "notes")
+JUDGE_STYLES = ("compare", "notes", "marks")
 
 
 def judge_reply(solution: str, shown: str, verdict: str) -> str:
@@ -128,6 +129,19 @@ def noted_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: s
     return f"{solution} {_listed(candidates, lambda value: equality_note(value, own))} \\boxed{{{verdict}}}"
 
 
+def agreement_mark(candidate: str, own: str) -> str:
+    """`5+` or `4-`: whether a candidate is the same string as the judge's own answer."""
+    return f"{candidate}{'+' if candidate == own else '-'}"
+
+
+def marked_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: str) -> str:
+    """A "marks" judge reply: like a "notes" reply, but each candidate is followed by one mark
+    (`+` same as the solution's own answer, `-` not) and the last mark stands right before the
+    verdict (`A: 4- B: 5+\\boxed{B}`), where a one-layer look-back can read it."""
+    own = boxed_answer(solution)
+    return f"{solution} {_listed(candidates, lambda value: agreement_mark(value, own))}\\boxed{{{verdict}}}"
+
+
 def _listed(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = str) -> str:
     """`A: x B: y` for lettered candidates, `x` for a pointwise one (empty letter)."""
     return " ".join(f"{letter}: {show(value)}" if letter else show(value) for letter, value in candidates)
@@ -145,6 +159,8 @@ def _verdict_pairs(
     def reply(verdict: str) -> str:
         if style == "notes":
             return noted_reply(solution, candidates, verdict)
+        if style == "marks":
+            return marked_reply(solution, candidates, verdict)
         return judge_reply(solution, _listed(candidates), verdict)
 
     return [SupervisedPair(prompt, reply(verdict), task, verdict, right) for verdict in verdicts]
@@ -208,8 +224,9 @@ def build_pairs(
 
     policy_suffix: appended to policy questions; pass the suffix the RL trainer will add.
     judge_style: how judge replies are written: "compare" (the candidates copied after the
-    worked solution) or "notes" (each candidate noted as equal or not to the worked answer,
-    `A: 4!=5 B: 5==5`). Verdicts are random in both.
+    worked solution), "notes" (each candidate noted as equal or not to the worked answer,
+    `A: 4!=5 B: 5==5`) or "marks" (the same as one mark each, `A: 4- B: 5+`). Verdicts are
+    random in all three.
     paired_verdicts: every judge prompt is shown twice, with the same reply and each verdict
     once (as many judge pairs, from half as many prompts), so that within the data no verdict
     goes with any prompt, candidate, or note more often than another.
