@@ -219,3 +219,35 @@ def test_side_work_gets_only_the_slots_training_leaves_and_hears_of_every_traine
     again = Recorder()
     runs.train_all(specs, {name: tmp_path for name in lengths}, 2, lambda line: None, side=again)
     assert again.trained_runs == ["a", "b", "c"] and launched == []
+
+
+def test_a_failed_evaluation_is_reported_after_the_others_finish(tmp_path: Path) -> None:
+    from concurrent.futures import Future
+
+    from sparkrl.demo.pipeline import DemoConfig, Evaluations
+    from sparkrl.demo.runs import RunError
+
+    class StubPool:  # runs "measurements" at once, in this process
+        def submit(self, fn, job):
+            future: Future = Future()
+            if "broken" in job.model:
+                future.set_exception(OSError("no such model"))
+            else:
+                future.set_result({"policy_accuracy": 1.0})
+            return future
+
+        def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+            pass
+
+    config = DemoConfig(out=tmp_path, quick=True, eval_problems=2, judge_items=2, jobs=2)
+    lines: list[str] = []
+    with pytest.raises(RunError, match="evaluation of broken failed: OSError: no such model"):
+        with Evaluations(config, config.workload(), tmp_path, tmp_path / "warm", lines.append) as evaluations:
+            evaluations.pool.shutdown(wait=True, cancel_futures=True)
+            evaluations.pool = StubPool()
+            evaluations.queue.append(("broken", evaluations._job(tmp_path / "broken", tmp_path / "e", True)))
+            evaluations.queue.append(("grpo", evaluations._job(tmp_path / "grpo", tmp_path / "e2", True)))
+            evaluations.finish(2)
+    # The others were still measured; the failure was reported when it happened.
+    assert set(evaluations.measured) == {"warmstart", "grpo"}
+    assert any(line.startswith("evaluation of broken failed") for line in lines)
