@@ -231,12 +231,12 @@ class Evaluations:
 
     def curves(self, specs: list[RunSpec], policy_steps: int) -> dict[str, list[dict[str, Any]]]:
         """Per run: the warm start at step 0, its checkpoints, its final model at the last step."""
-        results = self.measured
+        def point(step: int, key: Any) -> dict[str, Any]:
+            return {"policy_step": step, **{k: v for k, v in self.measured[key].items() if k != "self_reflection_accuracy"}}
+
         curves: dict[str, list[dict[str, Any]]] = {}
         for spec in specs:
-            start = {"policy_step": 0, **{k: v for k, v in results["warmstart"].items() if k != "self_reflection_accuracy"}}
-            along = sorted(((key[1], value) for key, value in self.measured.items() if isinstance(key, tuple) and key[0] == spec.name),
-                           key=lambda point: point[0])
-            end = {"policy_step": policy_steps, **{k: v for k, v in results[spec.name].items() if k != "self_reflection_accuracy"}}
-            curves[spec.name] = [start, *[{"policy_step": step, **value} for step, value in along if step < policy_steps], end]
+            steps = sorted(key[1] for key in self.measured if isinstance(key, tuple) and key[0] == spec.name)
+            along = [point(step, (spec.name, step)) for step in steps if step < policy_steps]
+            curves[spec.name] = [point(0, "warmstart"), *along, point(policy_steps, spec.name)]
         return curves
