@@ -26,6 +26,19 @@ and two more change what the judge is given:
   (A) in one and at (B) in the other (`RecyclingConfig.pairwise_both_orders`);
 - `--paired-verdicts`: the warm start shows every judge prompt twice, once with each verdict.
 
+and the rest change how RL trains both runs (docs/demo.md, "What did not help"):
+
+- `--lr-schedule`, `--beta`, `--learning-rate`: TRL's learning-rate schedule, KL coefficient to
+  the warm start, and learning rate;
+- `--steps-per-round N`: N optimizer steps on each round's completions, each on a 1/N share;
+- `--schedule mix`: SPARK's recycled items fill half of every round's slots instead of rounds
+  of their own (`sparkrl.schedule`);
+- `--top-entropy-quantile Q`: only the top-Q share of tokens by entropy enter the policy loss
+  (TRL's `top_entropy_quantile`), which leaves out the judge's near-certain copies and marks;
+- `--untied`: the tiny model gets an output layer of its own instead of its input embeddings;
+- `--mark-tokens`: the tokenizer reads a mark glued to a box (`+\\boxed{`, `-\\boxed{`) as one
+  token, so a `marks` judge predicts its verdict at the position of its last mark.
+
     python bench/demo_text_format.py --out runs/format-tens --seed 0 [--rl-steps 40] [--size small]
     python bench/demo_text_format.py --out runs/format-notes --seed 0 --asked tens-parity --judge-style notes
     python bench/demo_text_format.py --out runs/format-both --seed 0 --asked tens-parity --judge-style notes --both-orders
@@ -35,42 +48,34 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sparkrl.demo.pipeline import DemoConfig, run_demo
 from sparkrl.demo.workload import BOTH_ORDERS_RECYCLING, PAIRWISE_RICH_RECYCLING, TextWorkload, Workload
 
 @dataclass(frozen=True)
 class TunedTextWorkload(TextWorkload):
-    """The text workload with its own learning rate for both RL runs (the demo's is 3e-4)."""
+    """The text workload with its own learning rate and token selection for both RL runs."""
 
     learning_rate: float = 3e-4
+    top_entropy_quantile: float = 1.0
 
     def grpo_settings(self) -> dict:
-        return {**super().grpo_settings(), "learning_rate": self.learning_rate}
+        return {**super().grpo_settings(), "learning_rate": self.learning_rate,
+                "top_entropy_quantile": self.top_entropy_quantile}
 
 
 @dataclass(frozen=True)
 class FixedFormatDemo(DemoConfig):
-    rl_steps: int = 40
-    size: str = "micro"
-    asked: str = "tens"
-    templates: str = "tiny-fixed"
-    judge_style: str = "compare"
-    learning_rate: float = 3e-4
-    lr_schedule: str = "constant"
-    beta: float = 0.0
-    both_orders: bool = False
-    paired_verdicts: bool = False
+    """`sparkrl demo`'s pipeline on a `TunedTextWorkload` built from `options` (its fields)."""
+
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def workload(self) -> Workload:
-        recycling = dict(BOTH_ORDERS_RECYCLING if self.both_orders else PAIRWISE_RICH_RECYCLING)
-        return TunedTextWorkload(size=self.size, asked=self.asked, explicit_carries=True, templates=self.templates,
-                                 judge_style=self.judge_style, paired_verdicts=self.paired_verdicts,
-                                 rl_steps=self.rl_steps,
-                                 recycling=recycling, learning_rate=self.learning_rate,
-                                 lr_schedule=self.lr_schedule, kl_beta=self.beta)
+        return TunedTextWorkload(**self.options)
 
 
 def main() -> int:
@@ -86,15 +91,32 @@ def main() -> int:
     parser.add_argument("--lr-schedule", choices=("constant", "cosine", "linear"), default="constant",
                         help="RL learning-rate schedule of both runs (TRL's lr_scheduler_type)")
     parser.add_argument("--beta", type=float, default=0.0, help="KL coefficient to the warm start of both RL runs")
+    parser.add_argument("--top-entropy-quantile", type=float, default=1.0,
+                        help="policy loss on this top fraction of tokens by entropy only (TRL's top_entropy_quantile)")
+    parser.add_argument("--steps-per-round", type=int, default=1,
+                        help="optimizer steps per generation round (each on an equal share of its completions)")
+    parser.add_argument("--schedule", choices=("alternate", "mix"), default="alternate",
+                        help="SPARK's round schedule (sparkrl.schedule)")
+    parser.add_argument("--untied", action="store_true", help="tiny model with its own output layer")
+    parser.add_argument("--mark-tokens", action="store_true",
+                        help="the judge's last mark and the verdict's box are one token (+\\boxed{, -\\boxed{)")
+    parser.add_argument("--first-verdict-share", type=float, default=0.5,
+                        help="warm start: how often a judge verdict is the first label (Yes, A), drawn at random")
     parser.add_argument("--both-orders", action="store_true",
                         help="each mixed group gives its pair twice, the correct answer at (A) and at (B)")
     parser.add_argument("--paired-verdicts", action="store_true",
                         help="warm start: every judge prompt twice, once with each verdict")
     args = parser.parse_args()
-    config = FixedFormatDemo(out=args.out, seed=args.seed, rl_steps=args.rl_steps, size=args.size, asked=args.asked,
-                             templates=args.templates, judge_style=args.judge_style,
-                             learning_rate=args.learning_rate, lr_schedule=args.lr_schedule, beta=args.beta, both_orders=args.both_orders,
-                             paired_verdicts=args.paired_verdicts)
+    options = {
+        "size": args.size, "asked": args.asked, "explicit_carries": True, "templates": args.templates,
+        "judge_style": args.judge_style, "paired_verdicts": args.paired_verdicts, "rl_steps": args.rl_steps,
+        "recycling": dict(BOTH_ORDERS_RECYCLING if args.both_orders else PAIRWISE_RICH_RECYCLING),
+        "learning_rate": args.learning_rate, "lr_schedule": args.lr_schedule, "kl_beta": args.beta,
+        "top_entropy_quantile": args.top_entropy_quantile, "steps_per_round": args.steps_per_round,
+        "schedule": args.schedule, "tie_embeddings": not args.untied, "mark_tokens": args.mark_tokens,
+        "first_verdict_share": args.first_verdict_share,
+    }
+    config = FixedFormatDemo(out=args.out, seed=args.seed, options=options)
     summary = run_demo(config)
     for name in ("warmstart", "grpo", "spark"):
         print(name, json.dumps({k: round(v, 3) for k, v in summary[name].items() if isinstance(v, float)}))

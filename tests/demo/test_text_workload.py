@@ -61,3 +61,25 @@ def test_demo_text_formats(tmp_path) -> None:
     assert DemoConfig(out=Path("x"), text_format="sum").workload() == TextWorkload()
     with pytest.raises(ValueError, match="text format"):
         DemoConfig(out=Path("x"), text_format="two-bit")
+
+
+def test_training_options_reach_the_model_and_the_runs(tmp_path, monkeypatch) -> None:
+    import sparkrl.tiny
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sparkrl.tiny.tokenizer import BOXED
+
+    real = sparkrl.tiny.WarmStartConfig
+    monkeypatch.setattr(sparkrl.tiny, "WarmStartConfig", lambda steps, log_every: real(steps=2, log_every=1))
+    workload = TextWorkload(quick=True, asked="tens-parity", explicit_carries=True, templates="tiny-fixed",
+                            judge_style="marks", tie_embeddings=False, mark_tokens=True, first_verdict_share=0.75,
+                            steps_per_round=4, schedule="mix")
+    workload.warm_start(tmp_path, seed=0, progress=lambda line: None)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tmp_path), AutoTokenizer.from_pretrained(tmp_path)
+    assert not model.config.tie_word_embeddings
+    assert tokenizer.convert_ids_to_tokens(tokenizer("0+\\boxed{A}", add_special_tokens=False)["input_ids"])[1] == "+" + BOXED
+    settings = workload.grpo_settings()
+    assert (settings["generation_batch_size"], settings["per_device_train_batch_size"]) == (32, 8)  # quick: 4 prompts
+    assert TextWorkload().grpo_settings()["per_device_train_batch_size"] == 128
+    with pytest.raises(ValueError, match="schedule"):
+        TextWorkload(schedule="off")

@@ -44,6 +44,18 @@ def test_vocab_and_special_ids_match_the_tokenizer(tokenizer) -> None:
     assert model.get_input_embeddings().weight.data_ptr() == model.get_output_embeddings().weight.data_ptr()
 
 
+def test_untied_model_has_its_own_output_layer_and_survives_a_save(tokenizer, tmp_path: Path) -> None:
+    tied = build_tiny_model(tokenizer, 0, "nano")
+    model = build_tiny_model(tokenizer, 0, "nano", tie_embeddings=False)
+    assert model.get_input_embeddings().weight.data_ptr() != model.get_output_embeddings().weight.data_ptr()
+    assert parameter_count(model) == parameter_count(tied) + model.get_output_embeddings().weight.numel()
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert not loaded.config.tie_word_embeddings
+    assert torch.equal(loaded.get_output_embeddings().weight, model.get_output_embeddings().weight)
+    assert not torch.equal(loaded.get_output_embeddings().weight, loaded.get_input_embeddings().weight)
+
+
 def test_save_load_and_generate(tokenizer, tmp_path: Path) -> None:
     model = build_tiny_model(tokenizer, 0, "nano")
     model.save_pretrained(tmp_path)

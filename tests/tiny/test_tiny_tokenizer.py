@@ -78,3 +78,18 @@ def test_save_and_load(tokenizer, tmp_path: Path) -> None:
     assert loaded.chat_template == tokenizer.chat_template
     assert loaded.pad_token_id == tokenizer.pad_token_id and loaded.padding_side == "left"
     assert len(loaded) == len(tokenizer)
+
+
+def test_mark_tokens_glue_a_mark_to_the_verdict_box_only_where_it_touches(tmp_path: Path) -> None:
+    plain, marked = build_tokenizer(), build_tokenizer(mark_tokens=True)
+    # The plain vocabulary keeps its ids; the marked boxes come after it.
+    assert vocabulary(mark_tokens=True) == {**vocabulary(), "+" + BOXED: len(plain), "-" + BOXED: len(plain) + 1}
+    reply = "2+3=5 7+3+0=10 \\boxed{0} A: 1- B: 0+\\boxed{A}"
+    tokens = marked.convert_ids_to_tokens(marked(reply, add_special_tokens=False)["input_ids"])
+    assert tokens[-3:] == ["+" + BOXED, "A", "}"]
+    # A sum's plus signs and a box after a space stay as they were.
+    assert tokens[:-3] == plain.convert_ids_to_tokens(plain(reply[: -len("+\\boxed{A}")], add_special_tokens=False)["input_ids"])
+    for text in (reply, "1-\\boxed{No}", "-\\boxed{+\\boxed{", "12+34=46 \\boxed{6}"):
+        assert marked.decode(marked(text, add_special_tokens=False)["input_ids"]) == text
+    marked.save_pretrained(tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path)(reply)["input_ids"] == marked(reply)["input_ids"]

@@ -136,18 +136,23 @@ def test_empty_pairs_rejected() -> None:
         warm_start(build_tiny_model(tokenizer, 0, "nano"), tokenizer, [], WarmStartConfig(), 0)
 
 
-@pytest.mark.parametrize("style", ["notes", "marks"])
-def test_noting_styles_mark_agreement_with_the_own_answer_and_keep_verdicts_random(style: str) -> None:
+@pytest.mark.parametrize("style,first_share", [("notes", 0.5), ("marks", 0.5), ("marks", 0.75)])
+def test_noting_styles_mark_agreement_with_the_own_answer_and_keep_verdicts_random(style: str, first_share: float) -> None:
     import re
 
     task = TaskConfig(asked="tens-parity", explicit_carries=True)
     from sparkrl.templates import resolve_templates
 
     noted = build_pairs(task, WarmStartData(policy=10, pointwise=1500, pairwise=1500, reflection=10), 0,
-                        templates=resolve_templates("tiny-fixed"), judge_style=style)
+                        templates=resolve_templates("tiny-fixed"), judge_style=style, first_verdict_share=first_share)
     for kind in ("pointwise", "pairwise"):
         judged = [p for p in noted if p.task == kind]
         assert abs(sum(p.label == p.correct for p in judged) / len(judged) - 0.5) < 0.05, kind
+        # The first label (Yes, A) as often as asked, whichever is right.
+        assert abs(sum(p.label in ("Yes", "A") for p in judged) / len(judged) - first_share) < 0.04, kind
+        for right in {p.correct for p in judged}:
+            given = [p for p in judged if p.correct == right]
+            assert abs(sum(p.label in ("Yes", "A") for p in given) / len(given) - first_share) < 0.06, (kind, right)
         follows = 0
         for pair in judged:
             own, after = pair.completion.split("\\boxed{", 1)[1].split("}", 1)
@@ -167,6 +172,9 @@ def test_noting_styles_mark_agreement_with_the_own_answer_and_keep_verdicts_rand
         assert abs(follows / len(judged) - 0.5) < 0.05, kind
     with pytest.raises(ValueError, match="judge_style"):
         build_pairs(task, WarmStartData(policy=1), 0, judge_style="verdicts")
+    for share in (0.0, 1.0):
+        with pytest.raises(ValueError, match="first_verdict_share"):
+            build_pairs(task, WarmStartData(policy=1), 0, first_verdict_share=share)
 
 
 @pytest.mark.parametrize("style", ["compare", "notes", "marks"])

@@ -93,7 +93,8 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
     warm_report = _warm_start(workload, warm, config.seed, progress)
     train = workload.write_train_data(out / "data", config.train_problems, config.seed)
 
-    specs = run_specs(out / "runs", workload.policy_steps, config.curve_points, config.ablations, workload.recycling, POOL_CAPACITY)
+    specs = run_specs(out / "runs", workload.policy_steps, config.curve_points, config.ablations, workload.recycling, POOL_CAPACITY,
+                      workload.schedule)
     grpo = workload.grpo_settings()
     configs = {spec.name: write_config(spec, warm, train, config.seed, workload.templates, grpo, workload.frozen) for spec in specs}
     progress(f"RL: {', '.join(s.name for s in specs)}; {workload.policy_steps} policy steps each, {config.jobs} at a time")

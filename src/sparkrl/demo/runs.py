@@ -63,17 +63,19 @@ class RunSpec:
 
 
 def run_specs(
-    root: Path, policy_steps: int, curve_points: int, ablations: bool, recycling: Mapping[str, Any], pool_capacity: int | None
+    root: Path, policy_steps: int, curve_points: int, ablations: bool, recycling: Mapping[str, Any],
+    pool_capacity: int | None, schedule: str = "alternate",
 ) -> list[RunSpec]:
-    """Plain GRPO, SPARK, and (optionally) the single-kind ablations."""
+    """Plain GRPO, SPARK, and (optionally) the single-kind ablations; the SPARK runs use
+    `schedule` (`sparkrl.schedule`)."""
     base = {"policy_steps": policy_steps, "recycling": dict(recycling), "pool_capacity": pool_capacity}
     specs = [
         RunSpec("grpo", {**base, "schedule": "off"}, root / "grpo", curve_points),
-        RunSpec("spark", {**base, "schedule": "alternate"}, root / "spark", curve_points),
+        RunSpec("spark", {**base, "schedule": schedule}, root / "spark", curve_points),
     ]
     if ablations:
         for name, kinds in ABLATIONS.items():
-            spark = {**base, "schedule": "alternate", "recycling": {**recycling, "kinds": list(kinds)}}
+            spark = {**base, "schedule": schedule, "recycling": {**recycling, "kinds": list(kinds)}}
             specs.append(RunSpec(name, spark, root / name, curve_points))
     return specs
 
@@ -83,7 +85,7 @@ def write_config(
 ) -> Path:
     """The YAML configuration `sparkrl train` reads for this run; returns its path."""
     policy_steps = int(spec.spark["policy_steps"])
-    rounds = policy_steps * (1 if spec.spark["schedule"] == "off" else 2)
+    rounds = policy_steps * (2 if spec.spark["schedule"] == "alternate" else 1)
     config = {
         "model": {"path": str(model), "freeze": list(freeze)},
         "data": {"train": str(train)},
@@ -95,7 +97,7 @@ def write_config(
             **grpo,
             "logging_steps": 1,
             "save_strategy": "steps",
-            "save_steps": max(1, rounds // spec.curve_points),
+            "save_steps": max(1, rounds // spec.curve_points) * _optimizer_steps_per_round(grpo),
             "report_to": [],
             "use_cpu": True,
             "disable_tqdm": True,
@@ -105,6 +107,14 @@ def write_config(
     path = spec.folder / "demo-config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _optimizer_steps_per_round(grpo: Mapping[str, Any]) -> int:
+    """Optimizer steps of one round under these GRPO settings (one process), so that checkpoints
+    fall between rounds (`sparkrl.runs.check_checkpoints_between_rounds`)."""
+    per_step = int(grpo.get("per_device_train_batch_size", 8)) * int(grpo.get("gradient_accumulation_steps", 1))
+    generation = int(grpo.get("generation_batch_size") or per_step)
+    return max(1, generation // per_step) * int(grpo.get("num_iterations", 1))
 
 
 @dataclass

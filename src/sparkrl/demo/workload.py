@@ -33,6 +33,7 @@ class Workload(Protocol):
     policy_steps: int  # policy-step budget of each RL run
     frozen: tuple[str, ...]  # parameter-name prefixes RL leaves alone (`model.freeze`)
     recycling: Mapping[str, Any]  # `spark.recycling` settings of the SPARK runs
+    schedule: str  # `spark.schedule` of the SPARK runs (`sparkrl.schedule`)
 
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
         """Build the tiny model from scratch, warm-start it and save it (with its tokenizer or
@@ -87,14 +88,19 @@ def balanced_judge_items(kind: str, cases: Sequence[tuple[str, str, str, tuple[s
 
 
 def demo_grpo_settings(
-    quick: bool, max_completion_length: int, lr_schedule: str = "constant", beta: float = 0.0
+    quick: bool, max_completion_length: int, lr_schedule: str = "constant", beta: float = 0.0, steps_per_round: int = 1
 ) -> dict[str, Any]:
     """The GRPO settings every demo run shares; a workload sets the completion length and may
-    set the learning-rate schedule (TRL's `lr_scheduler_type`) and the KL coefficient."""
+    set the learning-rate schedule (TRL's `lr_scheduler_type`), the KL coefficient, and how many
+    optimizer steps train on each round's completions (each step on an equal share of them)."""
     prompts = 4 if quick else 16
+    batch = 8 * prompts
+    if steps_per_round < 1 or batch % steps_per_round:
+        raise ValueError(f"steps_per_round must divide the {batch} completions of a round, got {steps_per_round}")
     return {
         "num_generations": 8,
-        "per_device_train_batch_size": 8 * prompts,
+        "generation_batch_size": batch,
+        "per_device_train_batch_size": batch // steps_per_round,
         "max_completion_length": max_completion_length,
         "learning_rate": 3e-4,
         "lr_scheduler_type": lr_schedule,
@@ -120,6 +126,13 @@ class TextWorkload:
     rl_steps: the policy-step budget of each RL run (4 with `quick`).
     lr_schedule, kl_beta: the RL learning-rate schedule (TRL's `lr_scheduler_type`) and KL
     coefficient to the warm start (TRL's `beta`) of both runs.
+    steps_per_round: optimizer steps on each round's completions, in both runs (`demo_grpo_settings`).
+    schedule: the SPARK runs' round schedule (`sparkrl.schedule`: the authors' `alternate`, or `mix`).
+    tie_embeddings: the tiny model's output layer shares its input embeddings
+    (`sparkrl.tiny.model.build_tiny_model`).
+    first_verdict_share: how often warm-start verdicts are the first label (`build_pairs`).
+    mark_tokens: a judge's last mark and the verdict's box are one token (`+\\boxed{`; see
+    `sparkrl.tiny.tokenizer.build_tokenizer`).
     """
 
     quick: bool = False
@@ -134,10 +147,19 @@ class TextWorkload:
     rl_steps: int = 40
     lr_schedule: str = "constant"
     kl_beta: float = 0.0
+    steps_per_round: int = 1
+    schedule: str = "alternate"
+    tie_embeddings: bool = True
+    mark_tokens: bool = False
+    first_verdict_share: float = 0.5
     # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
     recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}))
     name: str = field(default="text", init=False)
     frozen: tuple[str, ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("alternate", "mix"):
+            raise ValueError(f"schedule must be 'alternate' or 'mix' (a SPARK run recycles), got {self.schedule!r}")
 
     @property
     def policy_steps(self) -> int:
@@ -159,12 +181,13 @@ class TextWorkload:
         data = WarmStartData(policy=600, pointwise=150, pairwise=150, reflection=150) if self.quick else WarmStartData()
         steps = WarmStartConfig(steps=250 if self.quick else WarmStartConfig.steps, log_every=50 if self.quick else 100)
         started = time.perf_counter()
-        tokenizer = build_tokenizer()
-        model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size)
+        tokenizer = build_tokenizer(self.mark_tokens)
+        model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size, self.tie_embeddings)
         from sparkrl.templates import resolve_templates
 
         pairs = build_pairs(self._task(), data, seed, templates=resolve_templates(self.templates),
-                            judge_style=self.judge_style, paired_verdicts=self.paired_verdicts)
+                            judge_style=self.judge_style, paired_verdicts=self.paired_verdicts,
+                            first_verdict_share=self.first_verdict_share)
         report = warm_start(model, tokenizer, pairs, steps, seed, progress=progress)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
@@ -197,7 +220,8 @@ class TextWorkload:
         return balanced_judge_items(kind, [(p.question, correct_solution(p), wrong_solution(p, rng), ()) for p in problems])
 
     def grpo_settings(self) -> dict[str, Any]:
-        return demo_grpo_settings(self.quick, max_completion_length=48, lr_schedule=self.lr_schedule, beta=self.kl_beta)
+        return demo_grpo_settings(self.quick, max_completion_length=48, lr_schedule=self.lr_schedule, beta=self.kl_beta,
+                                  steps_per_round=self.steps_per_round)
 
 
 # The text formats of `sparkrl demo --format` (docs/demo.md):

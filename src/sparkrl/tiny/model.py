@@ -50,8 +50,15 @@ def resolve_size(size: str | TinySize) -> TinySize:
     return SIZES[size]
 
 
-def build_tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int, size: str | TinySize = "micro") -> LlamaForCausalLM:
-    """A randomly initialised tiny Llama whose vocabulary and special ids match `tokenizer`."""
+def build_tiny_model(
+    tokenizer: PreTrainedTokenizerBase, seed: int, size: str | TinySize = "micro", tie_embeddings: bool = True
+) -> LlamaForCausalLM:
+    """A randomly initialised tiny Llama whose vocabulary and special ids match `tokenizer`.
+
+    tie_embeddings: the output layer shares the input embeddings (`tie_word_embeddings`). Untied,
+    the verdict letters' output rows are not also the embeddings the model reads the candidate
+    letters with, so RL can move a verdict without moving how the candidates are read.
+    """
     shape = resolve_size(size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -61,7 +68,7 @@ def build_tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int, size: str | 
         num_key_value_heads=shape.heads,
         intermediate_size=shape.intermediate,
         max_position_embeddings=shape.max_positions,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_embeddings,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

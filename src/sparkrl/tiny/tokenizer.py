@@ -22,6 +22,9 @@ PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 ROLE_TOKENS = ("<system>", "<user>", "<assistant>")
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, *ROLE_TOKENS)
 BOXED = "\\boxed{"
+# A `marks` judge reply's last mark glued to the verdict's box (`B: 0+\\boxed{A}`), as one token
+# each when a tokenizer is built with `mark_tokens`: see `build_tokenizer`.
+MARKED_BOXES = ("+" + BOXED, "-" + BOXED)
 
 # Whole-word tokens: every word of the tiny templates (see `sparkrl.tiny.templates`) and the
 # verdict labels. Longer words first, so the tokenizer's regex prefers them.
@@ -47,23 +50,31 @@ CHAT_TEMPLATE = (
 )
 
 
-def vocabulary() -> dict[str, int]:
-    """Token -> id: special tokens first (so ids are stable), then characters, then words."""
+def vocabulary(mark_tokens: bool = False) -> dict[str, int]:
+    """Token -> id: special tokens first (so ids are stable), then characters, then words, then
+    (with `mark_tokens`) the marked boxes."""
     characters = [c for c in string.printable if c not in "\r\x0b\x0c"]
-    tokens = [*SPECIAL_TOKENS, *characters, BOXED, *WORDS]
+    tokens = [*SPECIAL_TOKENS, *characters, BOXED, *WORDS, *(MARKED_BOXES if mark_tokens else ())]
     return {token: index for index, token in enumerate(tokens)}
 
 
-def _split_pattern() -> str:
+def _split_pattern(mark_tokens: bool = False) -> str:
     words = "|".join(WORDS)
+    marked = r"[+-]\\boxed\{|" if mark_tokens else ""
     # A word counts only when not glued to other letters, so "Note" is N-o-t-e, not "No"+"te".
-    return r"\\boxed\{|(?<![A-Za-z])(?:" + words + r")(?![A-Za-z])|[\s\S]"
+    return marked + r"\\boxed\{|(?<![A-Za-z])(?:" + words + r")(?![A-Za-z])|[\s\S]"
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A fresh tiny tokenizer (deterministic: same ids every time)."""
-    core = Tokenizer(models.WordLevel(vocab=vocabulary(), unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(_split_pattern()), behavior="isolated")
+def build_tokenizer(mark_tokens: bool = False) -> PreTrainedTokenizerFast:
+    """A fresh tiny tokenizer (deterministic: same ids every time).
+
+    mark_tokens: `+\\boxed{` and `-\\boxed{` are single tokens, so in a `marks` judge reply
+    (`sparkrl.tiny.warmstart.marked_reply`) the verdict letter is predicted at the position of
+    the last mark itself: following the mark is then a matter of that one token's embedding,
+    which nothing but verdicts uses. The text is the same either way; only its tokens differ.
+    """
+    core = Tokenizer(models.WordLevel(vocab=vocabulary(mark_tokens), unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(_split_pattern(mark_tokens)), behavior="isolated")
     core.decoder = decoders.Fuse()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,

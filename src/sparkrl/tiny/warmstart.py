@@ -149,11 +149,17 @@ def _listed(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = 
 
 def _verdict_pairs(
     task: str, prompt: str, candidates: Sequence[tuple[str, str]], problem: Problem, rng: random.Random,
-    carry_slip: float, labels: Sequence[str], right: str, style: str, paired: bool,
+    carry_slip: float, labels: Sequence[str], right: str, style: str, paired: bool, first_share: float = 0.5,
 ) -> list[SupervisedPair]:
     # The verdict is drawn on its own: neither `right` nor the notes of a "notes" reply are
-    # consulted to choose it. Paired: the same reply twice, once with each verdict.
-    verdicts = list(labels) if paired else [rng.choice(labels)]
+    # consulted to choose it (the first label with chance `first_share`). Paired: the same
+    # reply twice, once with each verdict.
+    if paired:
+        verdicts = list(labels)
+    elif first_share == 0.5:
+        verdicts = [rng.choice(labels)]
+    else:
+        verdicts = [labels[0] if rng.random() < first_share else labels[1]]
     solution = teacher_solution(problem, rng, carry_slip)
 
     def reply(verdict: str) -> str:
@@ -168,7 +174,7 @@ def _verdict_pairs(
 
 def pointwise_pairs(
     problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, letter_prob: float = 0.0,
-    style: str = "compare", paired: bool = False,
+    style: str = "compare", paired: bool = False, first_share: float = 0.5,
 ) -> list[SupervisedPair]:
     """A pointwise prompt and its reply (two replies, one per verdict, when `paired`);
     `letter_prob` of them use the option-letter variant (0 by default: the demo's recycling asks
@@ -179,12 +185,13 @@ def pointwise_pairs(
     prompt = pointwise_prompt(problem.question, candidate, rng, letters=letters, templates=templates)
     labels = ("A", "B") if letters else ("Yes", "No")
     right = labels[0] if is_right else labels[1]
-    return _verdict_pairs(TASK_POINTWISE, prompt, [("", candidate)], problem, rng, carry_slip, labels, right, style, paired)
+    return _verdict_pairs(TASK_POINTWISE, prompt, [("", candidate)], problem, rng, carry_slip, labels, right, style, paired,
+                          first_share)
 
 
 def pairwise_pairs(
     problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, style: str = "compare",
-    paired: bool = False,
+    paired: bool = False, first_share: float = 0.5,
 ) -> list[SupervisedPair]:
     """A pairwise prompt and its reply (two replies, one per verdict, when `paired`)."""
     wrong = boxed_answer(wrong_solution(problem, rng))
@@ -192,7 +199,7 @@ def pairwise_pairs(
     a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
     prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
     return _verdict_pairs(TASK_PAIRWISE, prompt, [("A", a), ("B", b)], problem, rng, carry_slip, ("A", "B"), right,
-                          style, paired)
+                          style, paired, first_share)
 
 
 def reflection_pair(problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet) -> SupervisedPair:
@@ -219,6 +226,7 @@ def build_pairs(
     templates: TemplateSet = TINY_TEMPLATES,
     judge_style: str = "compare",
     paired_verdicts: bool = False,
+    first_verdict_share: float = 0.5,
 ) -> list[SupervisedPair]:
     """The shuffled warm-start pairs, all from train-split problems.
 
@@ -230,7 +238,15 @@ def build_pairs(
     paired_verdicts: every judge prompt is shown twice, with the same reply and each verdict
     once (as many judge pairs, from half as many prompts), so that within the data no verdict
     goes with any prompt, candidate, or note more often than another.
+    first_verdict_share: how often a (not paired) judge reply's verdict is the first label (`Yes`,
+    `A`), drawn independently of which is right. Above 0.5 the warm-started judge's greedy
+    verdict is always the first label, which scores exactly 50% on balanced judge sets, while
+    its samples still try the other label for RL to reward; at 0.5 the greedy verdict follows
+    whatever tilt the random draws left, which a judge that reads a mark in one token can
+    fit (`sparkrl.tiny.tokenizer.build_tokenizer(mark_tokens=True)`).
     """
+    if not 0.0 < first_verdict_share < 1.0:
+        raise ValueError(f"first_verdict_share must be strictly between 0 and 1, got {first_verdict_share}")
     if judge_style not in JUDGE_STYLES:
         raise ValueError(f"judge_style must be one of {JUDGE_STYLES}, got {judge_style!r}")
     rng = random.Random(f"tiny-warmstart/{seed}")
@@ -242,7 +258,8 @@ def build_pairs(
     per_prompt = 2 if paired_verdicts else 1
     for count, make in ((data.pointwise, pointwise_pairs), (data.pairwise, pairwise_pairs)):
         judged = [p for _ in range(math.ceil(count / per_prompt))
-                  for p in make(next(problems), rng, slip, templates, style=judge_style, paired=paired_verdicts)]
+                  for p in make(next(problems), rng, slip, templates, style=judge_style, paired=paired_verdicts,
+                                first_share=first_verdict_share)]
         pairs += judged[:count]
     pairs += [reflection_pair(next(problems), rng, slip, templates) for _ in range(data.reflection)]
     rng.shuffle(pairs)

@@ -58,6 +58,7 @@ class ImageWorkload:
     frozen: tuple[str, ...] = field(default=("model.vision_tower", "model.multi_modal_projector"), init=False)
     # The warm-started policy leaves few mixed groups, the only source of pairwise items.
     recycling: Mapping[str, Any] = field(default_factory=lambda: PAIRWISE_RICH_RECYCLING, init=False)
+    schedule: str = field(default="alternate", init=False)
 
     @property
     def policy_steps(self) -> int:

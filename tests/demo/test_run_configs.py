@@ -1,0 +1,39 @@
+"""The YAML configurations the demo writes for its RL runs are valid `sparkrl train` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sparkrl.config import load_config
+from sparkrl.demo.runs import run_specs, write_config
+from sparkrl.demo.workload import demo_grpo_settings
+from sparkrl.runs import optimizer_steps_per_round, validate_run
+
+
+@pytest.mark.parametrize("schedule", ["alternate", "mix"])
+@pytest.mark.parametrize("steps_per_round", [1, 4])
+def test_demo_run_configs_checkpoint_between_rounds(tmp_path: Path, schedule: str, steps_per_round: int) -> None:
+    model, train = tmp_path / "model", tmp_path / "train.jsonl"
+    model.mkdir()
+    train.write_text('{"question": "1+1", "answer": "2"}\n')
+    grpo = demo_grpo_settings(quick=False, max_completion_length=48, steps_per_round=steps_per_round)
+    specs = run_specs(tmp_path / "runs", policy_steps=40, curve_points=4, ablations=True, recycling={},
+                      pool_capacity=64, schedule=schedule)
+    assert {spec.name: spec.spark["schedule"] for spec in specs} == {
+        "grpo": "off", "spark": schedule, "spark-pointwise": schedule, "spark-pairwise": schedule,
+        "spark-reflection": schedule}
+    for spec in specs:
+        args = validate_run(load_config(write_config(spec, model, train, 0, "tiny", grpo)))
+        assert optimizer_steps_per_round(args) == steps_per_round
+        assert args.generation_batch_size == 128  # 16 prompts x 8 completions, however many steps train on them
+        rounds = 40 * (2 if spec.spark["schedule"] == "alternate" else 1)
+        assert args.max_steps == rounds * steps_per_round
+        # Four checkpoints over the run's rounds, each at the end of a round.
+        assert args.save_steps == rounds // 4 * steps_per_round
+
+
+def test_steps_per_round_must_split_the_round_evenly() -> None:
+    with pytest.raises(ValueError, match="steps_per_round"):
+        demo_grpo_settings(quick=False, max_completion_length=48, steps_per_round=3)
