@@ -57,7 +57,8 @@ def build_tiny_model(
 
     tie_embeddings: the output layer shares the input embeddings (`tie_word_embeddings`). Untied,
     the verdict letters' output rows are not also the embeddings the model reads the candidate
-    letters with, so RL can move a verdict without moving how the candidates are read.
+    letters with, so RL can move a verdict without moving how the candidates are read (it did
+    not help the demo's judge: docs/demo.md).
     """
     shape = resolve_size(size)
     config = LlamaConfig(

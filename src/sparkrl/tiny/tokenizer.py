@@ -72,6 +72,7 @@ def build_tokenizer(mark_tokens: bool = False) -> PreTrainedTokenizerFast:
     (`sparkrl.tiny.warmstart.marked_reply`) the verdict letter is predicted at the position of
     the last mark itself: following the mark is then a matter of that one token's embedding,
     which nothing but verdicts uses. The text is the same either way; only its tokens differ.
+    (Measured in docs/demo.md: RL then moved the decision into the choice of the mark.)
     """
     core = Tokenizer(models.WordLevel(vocab=vocabulary(mark_tokens), unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(_split_pattern(mark_tokens)), behavior="isolated")
