@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparkrl.schedule import RoundPlan, RoundState, fill_round, mix_slots, plan_round
+from sparkrl.schedule import RoundPlan, RoundState, fill_round, mix_slots, plan_round, round_budget
 
 
 def test_alternate_waits_for_a_full_round_then_alternates():
@@ -82,3 +82,7 @@ def test_state_round_trips_through_dict():
     # A checkpoint from before the balance was carried starts even.
     old = {k: v for k, v in state.to_dict().items() if k != "label_balance"}
     assert RoundState.from_dict(old).label_balance == {}
+
+
+def test_round_budget_leaves_room_for_a_recycled_round_after_each_policy_round_only_in_alternate():
+    assert [round_budget(schedule, 40) for schedule in ("alternate", "mix", "off")] == [80, 40, 40]

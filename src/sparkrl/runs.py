@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from sparkrl.config import ConfigError, RunConfig
+from sparkrl.schedule import round_budget
 
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
 
@@ -104,8 +105,7 @@ def build_grpo_args(config: RunConfig) -> Any:
     # The policy budget decides the length of the run (see StopAfterPolicySteps); max_steps is
     # the most optimizer steps it can take: alternate may add one recycled round per policy round.
     steps_per_round = optimizer_steps_per_round(args)
-    rounds = config.spark.policy_steps * (2 if config.spark.schedule == "alternate" else 1)
-    args.max_steps = rounds * steps_per_round
+    args.max_steps = round_budget(config.spark.schedule, config.spark.policy_steps) * steps_per_round
     check_checkpoints_between_rounds(args, steps_per_round)
     return args
 

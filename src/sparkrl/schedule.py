@@ -64,6 +64,13 @@ def plan_round(
     raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
 
 
+def round_budget(schedule: Schedule | str, policy_steps: int) -> int:
+    """The most rounds a run with this policy-step budget can take: under `alternate` each
+    policy round may be followed by a recycled one; under `mix` and `off` every round trains on
+    dataset prompts."""
+    return policy_steps * (2 if schedule == "alternate" else 1)
+
+
 def mix_slots(slots: int, share: float) -> int:
     """Recycled slots per round in `mix`: the share, rounded, but always leaving one dataset slot."""
     if not 0.0 < share < 1.0:

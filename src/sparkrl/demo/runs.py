@@ -19,10 +19,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any, Protocol
 
 import yaml
+
+from sparkrl.runs import optimizer_steps_per_round
+from sparkrl.schedule import round_budget
 
 Progress = Callable[[str], None]
 
@@ -85,7 +88,7 @@ def write_config(
 ) -> Path:
     """The YAML configuration `sparkrl train` reads for this run; returns its path."""
     policy_steps = int(spec.spark["policy_steps"])
-    rounds = policy_steps * (2 if spec.spark["schedule"] == "alternate" else 1)
+    rounds = round_budget(spec.spark["schedule"], policy_steps)
     config = {
         "model": {"path": str(model), "freeze": list(freeze)},
         "data": {"train": str(train)},
@@ -110,11 +113,15 @@ def write_config(
 
 
 def _optimizer_steps_per_round(grpo: Mapping[str, Any]) -> int:
-    """Optimizer steps of one round under these GRPO settings (one process), so that checkpoints
-    fall between rounds (`sparkrl.runs.check_checkpoints_between_rounds`)."""
-    per_step = int(grpo.get("per_device_train_batch_size", 8)) * int(grpo.get("gradient_accumulation_steps", 1))
-    generation = int(grpo.get("generation_batch_size") or per_step)
-    return max(1, generation // per_step) * int(grpo.get("num_iterations", 1))
+    """Optimizer steps of one round under these GRPO settings (one process, TRL's defaults for
+    what they leave out), so that checkpoints fall between rounds
+    (`sparkrl.runs.check_checkpoints_between_rounds`)."""
+    per_device = int(grpo.get("per_device_train_batch_size", 8))
+    accumulation = int(grpo.get("gradient_accumulation_steps", 1))
+    generation = int(grpo.get("generation_batch_size") or per_device * accumulation)
+    return optimizer_steps_per_round(SimpleNamespace(
+        steps_per_generation=generation // per_device, num_iterations=int(grpo.get("num_iterations", 1)),
+        gradient_accumulation_steps=accumulation))
 
 
 @dataclass

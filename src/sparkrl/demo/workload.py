@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from sparkrl.benchmarks import PairwiseItem, PointwiseItem
 from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
+from sparkrl.schedule import SCHEDULES
 
 Progress = Callable[[str], None]
 
@@ -158,7 +159,7 @@ class TextWorkload:
     frozen: tuple[str, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
-        if self.schedule not in ("alternate", "mix"):
+        if self.schedule not in SCHEDULES or self.schedule == "off":
             raise ValueError(f"schedule must be 'alternate' or 'mix' (a SPARK run recycles), got {self.schedule!r}")
 
     @property
