@@ -16,6 +16,9 @@ On the one-bit "notes" format (`bench/demo_text_format.py --asked tens-parity --
 
     python bench/probe_judge_rl.py --model runs/format-notes-seed0/models/warmstart --asked tens-parity \\
         --explicit-carries --templates tiny-fixed --out runs/probe-judge-rl-notes --steps 100 --learning-rate 3e-4
+
+Other GRPOConfig settings go in `--grpo KEY=VALUE ...` (e.g. `temperature=0.7`,
+`top_entropy_quantile=0.05`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import subprocess
 import sys
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
+
+import yaml
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -49,6 +55,8 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--beta", type=float, default=0.0, help="KL coefficient to the warm start")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grpo", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="further GRPOConfig settings, e.g. temperature=0.7 top_entropy_quantile=0.05")
     args = parser.parse_args()
 
     task = TaskConfig(asked=args.asked, explicit_carries=args.explicit_carries)
@@ -58,7 +66,8 @@ def main() -> int:
     examples_to_jsonl(judge_examples(task, "train", args.prompts, args.seed, "pairwise", templates), train)
     spec = RunSpec("judge-rl", MappingProxyType({"policy_steps": args.steps, "schedule": "off", "recycling": {}}),
                    args.out / "run", curve_points=1)
-    grpo = {**demo_grpo_settings(False, 48), "learning_rate": args.learning_rate, "beta": args.beta}
+    grpo = {**demo_grpo_settings(False, 48), "learning_rate": args.learning_rate, "beta": args.beta,
+            **dict(_setting(item) for item in args.grpo)}
     config = write_config(spec, Path(args.model), train, args.seed, args.templates, grpo)
     before = AutoModelForCausalLM.from_pretrained(args.model), AutoTokenizer.from_pretrained(args.model)
     print(f"held-out before RL: {show(held_out_scores(*before, task, templates))}", flush=True)
@@ -71,6 +80,14 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(spec.final)
     print(f"held-out after RL: {show(held_out_scores(model, tokenizer, task, templates))}")
     return 0
+
+
+def _setting(item: str) -> tuple[str, Any]:
+    """`key=value` with the value read as YAML (numbers, booleans, strings)."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--grpo wants KEY=VALUE, got {item!r}")
+    return key, yaml.safe_load(value)
 
 
 def report_training(metrics: Path) -> None:

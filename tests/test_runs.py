@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sparkrl.config import ConfigError, config_from_mapping, load_config
-from sparkrl.runs import build_grpo_args, optimizer_steps_per_round
+from sparkrl.runs import build_grpo_args, optimizer_steps_per_round, precision_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,3 +102,23 @@ def test_save_strategies_that_can_stop_inside_a_round_are_rejected(tmp_path, str
     with pytest.raises(ConfigError, match="can save inside a round"):
         build_grpo_args(_config(tmp_path, save_strategy=strategy, **extra))
     assert build_grpo_args(_config(tmp_path, save_strategy="no")).save_strategy == "no"
+
+
+def test_cpu_runs_train_in_float32_unless_they_ask_for_mixed_precision(tmp_path):
+    # TRL turns bf16 on by default; on the CPU that means bfloat16 autocast in every forward pass.
+    assert build_grpo_args(_config(tmp_path)).bf16 is False
+    assert build_grpo_args(_config(tmp_path, bf16=True)).bf16 is True
+
+
+@pytest.mark.parametrize(
+    "section, cuda, expected",
+    [
+        ({}, False, {"bf16": False}),
+        ({"use_cpu": True}, True, {"bf16": False}),
+        ({}, True, {}),  # a GPU run keeps TRL's default
+        ({"bf16": True}, False, {}),
+        ({"fp16": False}, False, {}),  # a run that names either choice keeps it
+    ],
+)
+def test_precision_defaults(section, cuda, expected):
+    assert precision_defaults(section, cuda=cuda) == expected

@@ -91,12 +91,13 @@ def build_grpo_args(config: RunConfig) -> Any:
     """TRL's GRPOConfig from the `grpo` section, with the run-level fields sparkrl owns."""
     from trl import GRPOConfig
 
+    section = {**precision_defaults(config.grpo), **check_switches(GRPOConfig, config.grpo)}
     try:
         args = GRPOConfig(
             output_dir=config.output_dir,
             seed=config.seed,
             remove_unused_columns=False,
-            **check_switches(GRPOConfig, config.grpo),
+            **section,
         )
     except TypeError as exc:
         raise ConfigError(f"grpo: {exc}") from None
@@ -108,6 +109,24 @@ def build_grpo_args(config: RunConfig) -> Any:
     args.max_steps = round_budget(config.spark.schedule, config.spark.policy_steps) * steps_per_round
     check_checkpoints_between_rounds(args, steps_per_round)
     return args
+
+
+def precision_defaults(section: Mapping[str, Any], cuda: bool | None = None) -> dict[str, Any]:
+    """`bf16: false` for a run on the CPU that does not set bf16 or fp16 itself.
+
+    TRL's GRPOConfig turns bf16 mixed precision on by default, and on the CPU accelerate then
+    runs every forward pass under bfloat16 autocast. CPUs without bfloat16 instructions (no
+    AMX or AVX512-BF16) emulate it: the demo's rounds took several times as long
+    (`bench/bench_precision.py`), and the model's log-probabilities lose precision for nothing.
+    A run that names bf16 or fp16 keeps its choice; so does any run with a GPU.
+    """
+    if "bf16" in section or "fp16" in section:
+        return {}
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    return {"bf16": False} if section.get("use_cpu") or not cuda else {}
 
 
 def check_switches(config_class: type, section: Mapping[str, Any]) -> dict[str, Any]:
