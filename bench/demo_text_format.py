@@ -30,6 +30,8 @@ and the rest change how RL trains both runs (docs/demo.md, "What did not help"):
 
 - `--lr-schedule`, `--beta`, `--learning-rate`: TRL's learning-rate schedule, KL coefficient to
   the warm start, and learning rate;
+- `--warm-start-steps`, `--rl-steps`: supervised warm-start steps and policy steps of each RL
+  run (the demo's `one-bit` default: 2,000 and 160, with `--lr-schedule cosine --beta 0.3`);
 - `--steps-per-round N`: N optimizer steps on each round's completions, each on a 1/N share;
 - `--schedule mix`: SPARK's recycled items fill half of every round's slots instead of rounds
   of their own (`sparkrl.schedule`);
@@ -83,6 +85,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rl-steps", type=int, default=40, help="policy steps of each RL run")
+    parser.add_argument("--warm-start-steps", type=int, default=1000, help="supervised warm-start steps")
     parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
     parser.add_argument("--asked", choices=("tens", "tens-parity"), default="tens", help="what the task asks for")
     parser.add_argument("--templates", default="tiny-fixed", help="judge template set")
@@ -110,6 +113,7 @@ def main() -> int:
     options = {
         "size": args.size, "asked": args.asked, "explicit_carries": True, "templates": args.templates,
         "judge_style": args.judge_style, "paired_verdicts": args.paired_verdicts, "rl_steps": args.rl_steps,
+        "warm_start_steps": args.warm_start_steps,
         "recycling": dict(BOTH_ORDERS_RECYCLING if args.both_orders else PAIRWISE_RICH_RECYCLING),
         "learning_rate": args.learning_rate, "lr_schedule": args.lr_schedule, "kl_beta": args.beta,
         "top_entropy_quantile": args.top_entropy_quantile, "steps_per_round": args.steps_per_round,

@@ -57,7 +57,9 @@ def test_demo_text_formats(tmp_path) -> None:
     rows = [json.loads(line) for line in one_bit.write_train_data(tmp_path, 20, seed=0).read_text().splitlines()]
     assert all(row["question"].startswith("parity of tens of ") and row["answer"] in ("0", "1") for row in rows)
     assert DemoConfig(out=Path("x")).workload() == text_workload("one-bit")  # the demo's default
-    assert (one_bit.grpo_settings()["lr_scheduler_type"], one_bit.grpo_settings()["beta"]) == ("cosine", 0.04)
+    assert (one_bit.grpo_settings()["lr_scheduler_type"], one_bit.grpo_settings()["beta"]) == ("cosine", 0.3)
+    full = text_workload("one-bit")
+    assert (full.warm_start_steps, full.policy_steps, one_bit.policy_steps) == (2000, 160, 4)
     assert DemoConfig(out=Path("x"), text_format="sum").workload() == TextWorkload()
     with pytest.raises(ValueError, match="text format"):
         DemoConfig(out=Path("x"), text_format="two-bit")
@@ -83,3 +85,18 @@ def test_training_options_reach_the_model_and_the_runs(tmp_path, monkeypatch) ->
     assert TextWorkload().grpo_settings()["per_device_train_batch_size"] == 128
     with pytest.raises(ValueError, match="schedule"):
         TextWorkload(schedule="off")
+
+
+@pytest.mark.parametrize("quick, expected", [(False, 3), (True, 250)])
+def test_warm_start_steps_reach_the_warm_start(tmp_path, monkeypatch, quick, expected) -> None:
+    import sparkrl.tiny
+
+    asked = []
+
+    def record(model, tokenizer, pairs, config, seed, progress):
+        asked.append(config.steps)
+        return sparkrl.tiny.warmstart.WarmStartReport(config.steps, 0.0, 1.0, 1.0)
+
+    monkeypatch.setattr(sparkrl.tiny, "warm_start", record)
+    TextWorkload(quick=quick, size="nano", warm_start_steps=3).warm_start(tmp_path, seed=0, progress=lambda line: None)
+    assert asked == [expected]

@@ -124,6 +124,7 @@ class TextWorkload:
     the defaults are the `sum` format, `TEXT_FORMATS` holds the demo's formats (`one-bit` is its
     default), `bench/demo_text_format.py` sets them one by one.
     paired_verdicts: the warm start shows each judge prompt once with each verdict (`build_pairs`).
+    warm_start_steps: supervised warm-start steps (250 with `quick`).
     rl_steps: the policy-step budget of each RL run (4 with `quick`).
     lr_schedule, kl_beta: the RL learning-rate schedule (TRL's `lr_scheduler_type`) and KL
     coefficient to the warm start (TRL's `beta`) of both runs.
@@ -145,6 +146,7 @@ class TextWorkload:
     templates: str = "tiny"
     judge_style: str = "compare"
     paired_verdicts: bool = False
+    warm_start_steps: int = 1000
     rl_steps: int = 40
     lr_schedule: str = "constant"
     kl_beta: float = 0.0
@@ -180,7 +182,7 @@ class TextWorkload:
 
         torch.manual_seed(seed)
         data = WarmStartData(policy=600, pointwise=150, pairwise=150, reflection=150) if self.quick else WarmStartData()
-        steps = WarmStartConfig(steps=250 if self.quick else WarmStartConfig.steps, log_every=50 if self.quick else 100)
+        steps = WarmStartConfig(steps=250 if self.quick else self.warm_start_steps, log_every=50 if self.quick else 100)
         started = time.perf_counter()
         tokenizer = build_tokenizer(self.mark_tokens)
         model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size, self.tie_embeddings)
@@ -232,14 +234,17 @@ class TextWorkload:
 #   candidates on one line before the question, and judge replies that mark each candidate as
 #   agreeing (`+`) or not (`-`) with the judge's own worked answer, right before a verdict that
 #   the warm start draws at random (`... \boxed{1} A: 0- B: 1+\boxed{A}`); each mixed group's
-#   pair is recycled in both orders; the RL learning rate decays (cosine) so that the end of a
-#   run stays steady, and a KL term (0.04) to the warm start keeps what RL does not reward
-#   directly (the judge's copies and marks) from drifting away before the verdict uses it.
+#   pair is recycled in both orders; the warm start is long enough (2,000 steps) to learn the
+#   marks on every seed; the RL learning rate decays (cosine) so that the end of a run stays
+#   steady, a strong KL term (0.3) to the warm start keeps what RL does not reward directly
+#   (the judge's copies and marks, which share weights with the verdict) from drifting while the
+#   verdict learns to follow them, and both runs get 160 policy steps (float32 rounds made them
+#   affordable: docs/demo.md).
 TEXT_FORMATS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "sum": MappingProxyType({}),
     "one-bit": MappingProxyType({"asked": "tens-parity", "explicit_carries": True, "templates": "tiny-fixed",
                                  "judge_style": "marks", "recycling": BOTH_ORDERS_RECYCLING,
-                                 "lr_schedule": "cosine", "kl_beta": 0.04}),
+                                 "lr_schedule": "cosine", "kl_beta": 0.3, "warm_start_steps": 2000, "rl_steps": 160}),
 })
 
 
