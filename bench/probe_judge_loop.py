@@ -31,6 +31,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from judge_scaffolding import REPLY  # a sibling script in bench/: the one-bit marks reply
 from sparkrl.demo.workload import text_workload
 from sparkrl.templates import resolve_templates
 from sparkrl.tiny.measure import complete, is_correct
@@ -38,7 +39,6 @@ from sparkrl.tiny.task import Problem, correct_solution, judge_examples
 from sparkrl.tiny.warmstart import SupervisedPair, collate, encode_pair, marked_reply
 from sparkrl.verification import extract_final_answer
 
-REPLY = re.compile(r"\\boxed\{(\d)\} A: (\d)([+-]) B: (\d)([+-])\\boxed\{(\w+)\}")
 PROMPTS_PER_STEP, SAMPLES = 16, 8
 
 
