@@ -59,7 +59,7 @@ def test_demo_text_formats(tmp_path) -> None:
     assert DemoConfig(out=Path("x")).workload() == text_workload("one-bit")  # the demo's default
     assert (one_bit.grpo_settings()["lr_scheduler_type"], one_bit.grpo_settings()["beta"]) == ("cosine", 0.3)
     full = text_workload("one-bit")
-    assert (full.warm_start_steps, full.policy_steps, one_bit.policy_steps) == (2000, 160, 4)
+    assert (full.warm_start_steps, full.policy_steps, one_bit.policy_steps) == (2000, 240, 4)
     assert DemoConfig(out=Path("x"), text_format="sum").workload() == TextWorkload()
     with pytest.raises(ValueError, match="text format"):
         DemoConfig(out=Path("x"), text_format="two-bit")
