@@ -52,25 +52,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo gives each run one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    first, second = (yaml.safe_load(value) for value in args.values)
-    name = {first: f"{args.setting}={args.values[0]}", second: f"{args.setting}={args.values[1]}"}
-    ratios, times = [], {first: [], second: []}
+    # Indexed, not keyed by value: YAML reads `1` and `true` as values Python counts equal.
+    values = [yaml.safe_load(value) for value in args.values]
+    names = [f"{args.setting}={value}" for value in args.values]
+    ratios, times = [], [[], []]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         examples_to_jsonl(generate_examples(TASK, "train", 2000, seed=0), folder / "train.jsonl")
         warm_model(folder)
         for repeat in range(args.repeats):
-            medians = {}
-            for value in (first, second):
+            medians = []
+            for index, value in enumerate(values):
                 rounds = run_once(folder, args.policy_steps, repeat, args.setting, value)
-                times[value] += rounds
-                medians[value] = statistics.median(rounds)
-            ratios.append(medians[second] / medians[first])
+                times[index] += rounds
+                medians.append(statistics.median(rounds))
+            ratios.append(medians[1] / medians[0])
             print(f"repeat {repeat + 1}/{args.repeats}: " + ", ".join(
-                f"{name[v]} {1000 * medians[v]:.3f}" for v in (first, second)) + " ms per generated token", flush=True)
-    for value in (first, second):
-        print(f"{name[value]}: {1000 * statistics.median(times[value]):.3f} ms per generated token (median over rounds)")
-    print(f"{name[second]} / {name[first]}: median {statistics.median(ratios):.3f}, "
+                f"{name} {1000 * median:.3f}" for name, median in zip(names, medians)) + " ms per generated token", flush=True)
+    for name, rounds in zip(names, times):
+        print(f"{name}: {1000 * statistics.median(rounds):.3f} ms per generated token (median over rounds)")
+    print(f"{names[1]} / {names[0]}: median {statistics.median(ratios):.3f}, "
           f"range {min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} repeats")
 
 

@@ -31,7 +31,7 @@ and the rest change how RL trains both runs (docs/demo.md, "What did not help"):
 - `--lr-schedule`, `--beta`, `--learning-rate`: TRL's learning-rate schedule, KL coefficient to
   the warm start, and learning rate;
 - `--warm-start-steps`, `--rl-steps`: supervised warm-start steps and policy steps of each RL
-  run (the demo's `one-bit` default: 2,000 and 160, with `--lr-schedule cosine --beta 0.3`);
+  run (the demo's `one-bit` default: 2,000 and 240, with `--lr-schedule cosine --beta 0.3`);
 - `--steps-per-round N`: N optimizer steps on each round's completions, each on a 1/N share;
 - `--schedule mix`: SPARK's recycled items fill half of every round's slots instead of rounds
   of their own (`sparkrl.schedule`);

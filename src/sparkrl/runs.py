@@ -117,7 +117,7 @@ def precision_defaults(section: Mapping[str, Any], cuda: bool | None = None) -> 
     TRL's GRPOConfig turns bf16 mixed precision on by default, and on the CPU accelerate then
     runs every forward pass under bfloat16 autocast. CPUs without bfloat16 instructions (no
     AMX or AVX512-BF16) emulate it: the demo's rounds took several times as long
-    (`bench/bench_precision.py`), and the model's log-probabilities lose precision for nothing.
+    (`bench/bench_grpo_setting.py --setting bf16 --values true false`), and the model's log-probabilities lose precision for nothing.
     A run that names bf16 or fp16 keeps its choice; so does any run with a GPU.
     """
     if "bf16" in section or "fp16" in section:
