@@ -31,7 +31,7 @@ and the rest change how RL trains both runs (docs/demo.md, "What did not help"):
 - `--lr-schedule`, `--beta`, `--learning-rate`: TRL's learning-rate schedule, KL coefficient to
   the warm start, and learning rate;
 - `--warm-start-steps`, `--rl-steps`: supervised warm-start steps and policy steps of each RL
-  run (the demo's `one-bit` default: 2,000 and 240, with `--lr-schedule cosine --beta 0.3`);
+  run (the demo's `one-bit` default: 2,000 and 240, with `--learning-rate 5e-4 --lr-schedule cosine --beta 0.3`);
 - `--steps-per-round N`: N optimizer steps on each round's completions, each on a 1/N share;
 - `--schedule mix`: SPARK's recycled items fill half of every round's slots instead of rounds
   of their own (`sparkrl.schedule`);
@@ -60,14 +60,12 @@ from sparkrl.demo.workload import BOTH_ORDERS_RECYCLING, PAIRWISE_RICH_RECYCLING
 
 @dataclass(frozen=True)
 class TunedTextWorkload(TextWorkload):
-    """The text workload with its own learning rate and token selection for both RL runs."""
+    """The text workload with its own token selection for both RL runs."""
 
-    learning_rate: float = 3e-4
     top_entropy_quantile: float = 1.0
 
     def grpo_settings(self) -> dict:
-        return {**super().grpo_settings(), "learning_rate": self.learning_rate,
-                "top_entropy_quantile": self.top_entropy_quantile}
+        return {**super().grpo_settings(), "top_entropy_quantile": self.top_entropy_quantile}
 
 
 @dataclass(frozen=True)

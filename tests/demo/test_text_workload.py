@@ -57,7 +57,9 @@ def test_demo_text_formats(tmp_path) -> None:
     rows = [json.loads(line) for line in one_bit.write_train_data(tmp_path, 20, seed=0).read_text().splitlines()]
     assert all(row["question"].startswith("parity of tens of ") and row["answer"] in ("0", "1") for row in rows)
     assert DemoConfig(out=Path("x")).workload() == text_workload("one-bit")  # the demo's default
-    assert (one_bit.grpo_settings()["lr_scheduler_type"], one_bit.grpo_settings()["beta"]) == ("cosine", 0.3)
+    settings = one_bit.grpo_settings()
+    assert (settings["learning_rate"], settings["lr_scheduler_type"], settings["beta"]) == (5e-4, "cosine", 0.3)
+    assert TextWorkload().grpo_settings()["learning_rate"] == 3e-4  # the `sum` format keeps its rate
     full = text_workload("one-bit")
     assert (full.warm_start_steps, full.policy_steps, one_bit.policy_steps) == (2000, 240, 4)
     assert DemoConfig(out=Path("x"), text_format="sum").workload() == TextWorkload()

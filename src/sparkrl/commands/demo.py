@@ -11,10 +11,12 @@ HELP = "run the embedded demo: warm start a tiny model, train plain GRPO and SPA
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sparkrl.demo.workload import TEXT_FORMATS  # light: no torch or transformers
+
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modality", choices=("text", "image"), default="text")
-    parser.add_argument("--format", dest="text_format", choices=("one-bit", "sum"), default=None,
+    parser.add_argument("--format", dest="text_format", choices=sorted(TEXT_FORMATS), default=None,
                         help="text task format (default: the demo's, see docs/demo.md)")
     parser.add_argument("--quick", action="store_true", help="a small version for tests (about a minute; claims not expected to hold)")
     parser.add_argument("--ablations", action="store_true", help="also run SPARK with only pointwise, only pairwise, only reflection items")
