@@ -2,7 +2,7 @@
 
 A diagnostic for tuning the demo without its warm start and its other run: it takes
 `DIR/runs/<run>/config.yaml` of a finished `sparkrl demo --out DIR` (text workload), changes
-the keys given as `section.key=VALUE` (VALUE read as YAML), trains it with `sparkrl train`
+the keys given as `section.key=VALUE` (VALUE read as `sparkrl train`'s overrides read it), trains it with `sparkrl train`
 (one process, one thread, as the demo does) and measures the checkpoint at optimizer step 120
 and the final model on the demo's held-out problems and judge items (same seed, same items;
 greedy; no self-reflection). It prints one JSON line: training seconds, the measurements, and
@@ -14,7 +14,9 @@ how many of the run's rounds were recycled.
     python bench/rerun_demo_run.py runs/demo-seed1 runs/rerun-grpo --run grpo grpo.learning_rate=5e-4
 
 Two at a time fit a 2-core machine (each trains on one thread), as in the demo; times are
-then those of two runs sharing the machine.
+then those of two runs sharing the machine. Run it from the folder the demo ran in (its
+configuration names the warm start and data by the paths the demo was given). OUT must not hold
+a run already: training would resume it and its metrics would be counted twice.
 """
 
 from __future__ import annotations
@@ -30,20 +32,9 @@ from typing import Any
 
 import yaml
 
+from sparkrl.config import apply_overrides, parse_yaml
 from sparkrl.demo.measure import MeasureJob, measure
 from sparkrl.demo.workload import TEXT_FORMATS, text_workload
-
-
-def apply(config: dict[str, Any], assignment: str) -> None:
-    """Set `section.key=VALUE` (nested keys with more dots) in `config`; VALUE is read as YAML."""
-    key, sep, value = assignment.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"expected section.key=VALUE, got {assignment!r}")
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = yaml.safe_load(value)
 
 
 def main() -> int:
@@ -56,9 +47,9 @@ def main() -> int:
     record = json.loads((args.demo / "demo-config.json").read_text())
     if record.get("modality") != "text" or record.get("text_format") not in TEXT_FORMATS:
         raise SystemExit(f"{args.demo}: not a demo folder of the text workload")
-    config = yaml.safe_load((args.demo / "runs" / args.run / "config.yaml").read_text())
-    for assignment in args.settings:
-        apply(config, assignment)
+    if (args.out / "run").exists():
+        raise SystemExit(f"{args.out / 'run'} exists: give a new OUT folder")
+    config = apply_overrides(parse_yaml((args.demo / "runs" / args.run / "config.yaml").read_text()), args.settings)
     args.out.mkdir(parents=True, exist_ok=True)
     config["output_dir"] = str(args.out / "run")
     (args.out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -70,7 +61,7 @@ def main() -> int:
                        stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
     result: dict[str, Any] = {"train_seconds": round(time.perf_counter() - started), "settings": args.settings}
 
-    workload = text_workload(record["text_format"])
+    workload = text_workload(record["text_format"], record.get("quick", False))
     seed = int(record["seed"])
     items = {"reasoning": workload.reasoning_items(args.demo / "data", record["eval_problems"], seed),
              "pointwise": workload.judge_items(args.demo / "data", "pointwise", record["judge_items"], seed),
