@@ -34,6 +34,8 @@ import yaml
 
 from sparkrl.config import apply_overrides, parse_yaml
 from sparkrl.demo.measure import MeasureJob, measure
+from sparkrl.demo.pipeline import held_out_items
+from sparkrl.demo.runs import read_metrics
 from sparkrl.demo.workload import TEXT_FORMATS, text_workload
 
 
@@ -62,19 +64,16 @@ def main() -> int:
     result: dict[str, Any] = {"train_seconds": round(time.perf_counter() - started), "settings": args.settings}
 
     workload = text_workload(record["text_format"], record.get("quick", False))
-    seed = int(record["seed"])
-    items = {"reasoning": workload.reasoning_items(args.demo / "data", record["eval_problems"], seed),
-             "pointwise": workload.judge_items(args.demo / "data", "pointwise", record["judge_items"], seed),
-             "pairwise": workload.judge_items(args.demo / "data", "pairwise", record["judge_items"], seed)}
+    items = held_out_items(workload, args.demo / "data", record["eval_problems"], record["judge_items"], int(record["seed"]))
     tokens = int(workload.grpo_settings()["max_completion_length"])
     for name in ("checkpoint-120", "final"):
         folder = args.out / "run" / name
         if folder.exists():
             job = MeasureJob(str(folder), str(args.out / "eval" / name), items, workload.templates, tokens, reflection=False)
             result[name] = {key: round(value, 4) for key, value in measure(job).items()}
-    rows = [json.loads(line) for line in (args.out / "run" / "metrics.jsonl").read_text().splitlines()]
-    result["recycled_rounds"] = sum(row.get("spark/share_policy", 1.0) < 1.0 for row in rows if "loss" in row)
-    result["rounds"] = sum("loss" in row for row in rows)
+    rows = [row for row in read_metrics(args.out / "run") if "loss" in row]
+    result["recycled_rounds"] = sum(row.get("spark/share_policy", 1.0) < 1.0 for row in rows)
+    result["rounds"] = len(rows)
     print(json.dumps(result))
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -165,18 +165,22 @@ def _publish(spec: RunSpec, models: Path) -> Path:
     return target
 
 
+def held_out_items(workload: Workload, data: Path, problems: int, judge_items: int, seed: int) -> dict[str, list[Any]]:
+    """The held-out item sets every model of a demo is measured on, by kind (`MeasureJob.items`)."""
+    return {
+        "reasoning": workload.reasoning_items(data, problems, seed),
+        "pointwise": workload.judge_items(data, "pointwise", judge_items, seed),
+        "pairwise": workload.judge_items(data, "pairwise", judge_items, seed),
+    }
+
+
 class Evaluations:
     """Held-out evaluation of the warm start and of each run as soon as its training ends,
     on the cores that training leaves free (`train_all` gives it the idle slots): every final
     model with self-reflection, every checkpoint without (for the curves)."""
 
     def __init__(self, config: DemoConfig, workload: Workload, out: Path, warm: Path, progress: Progress) -> None:
-        data = out / "data"
-        self.items = {
-            "reasoning": workload.reasoning_items(data, config.eval_problems, config.seed),
-            "pointwise": workload.judge_items(data, "pointwise", config.judge_items, config.seed),
-            "pairwise": workload.judge_items(data, "pairwise", config.judge_items, config.seed),
-        }
+        self.items = held_out_items(workload, out / "data", config.eval_problems, config.judge_items, config.seed)
         self.templates = workload.templates
         self.tokens = int(workload.grpo_settings()["max_completion_length"])
         self.out, self.progress = out, progress

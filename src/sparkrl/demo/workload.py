@@ -88,9 +88,13 @@ def balanced_judge_items(kind: str, cases: Sequence[tuple[str, str, str, tuple[s
     return items
 
 
+# The demo runs' learning rate unless a workload sets its own (the `one-bit` format: 5e-4).
+DEMO_LEARNING_RATE = 3e-4
+
+
 def demo_grpo_settings(
     quick: bool, max_completion_length: int, lr_schedule: str = "constant", beta: float = 0.0, steps_per_round: int = 1,
-    learning_rate: float = 3e-4,
+    learning_rate: float = DEMO_LEARNING_RATE,
 ) -> dict[str, Any]:
     """The GRPO settings every demo run shares; a workload sets the completion length and may
     set the learning rate and its schedule (TRL's `lr_scheduler_type`), the KL coefficient, and
@@ -150,7 +154,7 @@ class TextWorkload:
     paired_verdicts: bool = False
     warm_start_steps: int = 1000
     rl_steps: int = 40
-    learning_rate: float = 3e-4
+    learning_rate: float = DEMO_LEARNING_RATE
     lr_schedule: str = "constant"
     kl_beta: float = 0.0
     steps_per_round: int = 1
