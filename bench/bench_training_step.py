@@ -84,7 +84,7 @@ def run_once(
 ) -> list[tuple[str, float]]:
     """(round kind, seconds per generated token) of each round after the first; `grpo`
     overrides settings of the GRPOConfig."""
-    from sparkrl.runs import load_model_and_tokenizer
+    from sparkrl.models import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(str(folder / "model"))
     config = config_from_mapping(

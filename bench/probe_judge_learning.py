@@ -95,7 +95,7 @@ def image_probe(args: argparse.Namespace) -> None:
     pairwise replies (right count, candidates copied, right letter) on train boards, then the
     demo's held-out items through `sparkrl.demo.measure` (pairwise asked in both orders)."""
     from sparkrl.demo.measure import MeasureJob, measure
-    from sparkrl.runs import freeze_parameters, load_model_and_tokenizer
+    from sparkrl.models import freeze_parameters, load_model_and_tokenizer
     from sparkrl.tiny.task import boxed_answer
     from sparkrl.tiny_vl.task import correct_solution as count_solution
     from sparkrl.tiny_vl.task import generate_problems as boards

@@ -4,5 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/scripts/setup.sh"
+# The real pretrained chat model of the tests (.cache/models; converted once, checksummed).
+"$root/.venv/bin/python" "$root/scripts/real_model.py" >/dev/null
 cd "$root"
 exec "$root/.venv/bin/python" -m pytest "$@"

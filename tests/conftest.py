@@ -200,12 +200,35 @@ class FakeVLLM:
 
 
 @pytest.fixture
-def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[list[dict]], str]], FakeVLLM]:
-    """Install a FakeVLLM as `vllm` in sys.modules for one test."""
+def fake_vllm(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Callable[[list[dict]], str]], FakeVLLM]:
+    """Install a FakeVLLM as `vllm` in sys.modules for one test. The test runs in a folder
+    where the model names the tests use (`m`, `some/model`, `org/model`) are local model
+    folders, because the vLLM backend refuses any other name (vLLM would download it)."""
 
     def install(reply: Callable[[list[dict]], str]) -> FakeVLLM:
         fake = FakeVLLM(reply)
         monkeypatch.setitem(sys.modules, "vllm", fake.module)
+        folder = tmp_path_factory.mktemp("vllm-cwd")
+        for name in ("m", "some/model", "org/model"):
+            (folder / name).mkdir(parents=True)
+            (folder / name / "config.json").write_text("{}")
+        monkeypatch.chdir(folder)
         return fake
 
     return install
+
+
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """The real pretrained chat model of the tests (SmolLM2-135M-Instruct, Llama architecture,
+    its own tokenizer and chat template), converted at set-up time by scripts/real_model.py
+    into `.cache/models` (`$SPARKRL_REAL_MODEL` overrides the folder). Absent, the test is
+    skipped, except under CI, where it fails."""
+    override = os.environ.get("SPARKRL_REAL_MODEL")
+    folder = Path(override) if override else REPO / ".cache" / "models" / "smollm2-135m-instruct"
+    if not (folder / "config.json").is_file():
+        message = f"real model folder {folder} is absent; run python scripts/real_model.py (scripts/test.sh does)"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

@@ -71,3 +71,43 @@ def test_off_and_yes_are_strings_not_booleans(tmp_path):
     config = load_config(path)
     assert config.spark.schedule == "off"
     assert config.grpo == {"bf16": True, "tf32": False}
+
+
+def test_extra_rewards_are_read_as_typed_entries(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "model: {path: m}\ndata: {train: t}\n"
+        "rewards:\n  verifiers: {code: mypackage.rewards:run_tests}\n  extra:\n"
+        "    - {function: 'sparkrl.shaping:boxed_format', weight: 1, tasks: [policy, code]}\n"
+        "    - {function: 'sparkrl.shaping:length_penalty', weight: 0.1}\n"
+    )
+    first, second = load_config(path).rewards.extra
+    assert (first.function, first.weight, first.tasks) == ("sparkrl.shaping:boxed_format", 1.0, ("policy", "code"))
+    assert (second.weight, second.tasks) == (0.1, None)  # no tasks: every task
+
+
+GOOD = {"function": "sparkrl.shaping:boxed_format"}
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"function": "sparkrl.shaping:no_such_function"}, r"rewards\.extra\[1\]\.function: .*has no 'no_such_function'"),
+        ({"function": "no_module_xyz:f"}, r"rewards\.extra\[1\]\.function: .*cannot import"),
+        ({"function": "no_colon"}, r"rewards\.extra\[1\]\.function: .*'package\.module:function'"),
+        ({**GOOD, "tasks": ["policy", "polcy"]}, r"rewards\.extra\[1\]\.tasks: unknown task 'polcy'"),
+        ({**GOOD, "tasks": []}, r"rewards\.extra\[1\]: tasks: list at least one"),
+        ({**GOOD, "tasks": "policy"}, r"rewards\.extra\[1\]\.tasks: expected a list"),
+        ({**GOOD, "weight": float("inf")}, r"rewards\.extra\[1\]: weight must be a finite number"),
+        ({**GOOD, "weight": "high"}, r"rewards\.extra\[1\]\.weight: expected float"),
+        ({**GOOD, "wieght": 1}, r"rewards\.extra\[1\]: unknown key"),
+    ],
+)
+def test_bad_extra_rewards_name_the_entry_and_key(entry, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping({**BASE, "rewards": {"extra": [GOOD, entry]}})
+
+
+def test_reward_weights_are_set_by_sparkrl():
+    with pytest.raises(ConfigError, match=r"grpo\.reward_weights is set by sparkrl.*rewards\.extra"):
+        config_from_mapping({**BASE, "grpo": {"reward_weights": [1.0, 0.5]}})

@@ -357,11 +357,25 @@ def test_caps_absolute_and_per_group_keep_balance():
     {"reflection_modes": ("trace",)}, {"mixed_pointwise_prob": 1.5}, {"letter_prob": -0.1},
     {"max_judge_items": -1}, {"max_reflection_items": 2.5}, {"max_judge_items": True},
     {"judge_items_per_group": math.inf}, {"reflection_items_per_group": -0.5}, {"correct_at": 0.0},
-    {"wrong_at": math.nan}, {"templates": None},
+    {"wrong_at": math.nan}, {"templates": None}, {"max_prompt_tokens": 0}, {"max_prompt_tokens": 1.5},
+    {"over_budget": "cut"}, {"min_attempt_tokens": -1}, {"min_attempt_tokens": None},
+    {"over_budget": "answer", "reflection_modes": ("cot",)},
 ])
 def test_bad_configs_are_rejected(changes):
     with pytest.raises(ValueError):
         RecyclingConfig(**changes)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"max_prompt_tokens": -5}, "max_prompt_tokens must be an int >= 1 or None, got -5"),
+    ({"max_prompt_tokens": 0}, "max_prompt_tokens must be an int >= 1 or None, got 0"),
+    ({"min_attempt_tokens": None}, "min_attempt_tokens must be an int >= 0, got None"),
+    ({"min_attempt_tokens": -1}, "min_attempt_tokens must be an int >= 0, got -1"),
+])
+def test_budget_errors_say_what_is_accepted(changes, message):
+    with pytest.raises(ValueError) as error:
+        RecyclingConfig(**changes)
+    assert str(error.value) == message
 
 
 def test_rollout_and_group_validation():
@@ -389,6 +403,88 @@ def test_stats_are_consistent_with_the_items_and_serialise():
     assert flat["groups"] == 21 and flat["outcomes/mixed"] == 7 and flat["items/reflection"] == data["items"]["reflection"]
     assert all(isinstance(v, int) for v in flat.values())
     assert sum(v for k, v in flat.items() if k.startswith("labels/pairwise/")) == data["items"]["pairwise"]
+
+
+# --- the length budget of recycled prompts ---------------------------------------------------
+
+MARKER = re.compile(r"\[\.\.\. (\d+) tokens omitted \.\.\.\]")
+LONG = "Six times seven: add seven six times. " + "Seven, fourteen, and so on. " * 60 + "So it is \\boxed{41}."
+COT_ONLY = dataclasses.replace(UNCAPPED, kinds=("reflection",), reflection_modes=("cot",))
+
+
+def _long_group(answer="41", question="What is six times seven?"):
+    return Group(question, "42", (Rollout(LONG, 0.0, answer),))
+
+
+def test_a_long_cot_attempt_is_shortened_with_a_visible_marker_and_counted():
+    config = dataclasses.replace(COT_ONLY, max_prompt_tokens=250)
+    (item,), stats = recycle([_long_group()], config, seed=0)
+    assert len(item.question) > 4 * 200 and math.ceil(len(item.question) / 4) <= 250
+    omitted = int(MARKER.search(item.question).group(1))
+    assert omitted == item.source["tokens_omitted"] > 0 and item.source["mode"] == "cot"
+    assert LONG[:60] in item.question and LONG[-60:] in item.question  # the approach and the wrong conclusion
+    assert stats.budget["shortened"] == 1 and stats.budget["tokens_omitted"] == omitted
+    assert stats.budget["longest_prompt"] == math.ceil(len(item.question) / 4)
+    assert stats.flat()["budget/shortened"] == 1
+    # without a budget nothing changes: the whole attempt, no tally
+    (whole,), unbudgeted = recycle([_long_group()], COT_ONLY, seed=0)
+    assert LONG in whole.question and "tokens_omitted" not in whole.source and unbudgeted.budget == {}
+
+
+def test_the_answer_rule_shows_the_final_answer_instead_and_drops_attempts_without_one():
+    config = dataclasses.replace(UNCAPPED, kinds=("reflection",), max_prompt_tokens=250, over_budget="answer")
+    # two groups split between the modes; the "cot" one falls back to its answer
+    items, stats = recycle([_long_group(), _long_group()], config, seed=0)
+    assert [item.source["mode"] for item in items] == ["answer", "answer"]
+    assert all(LONG not in item.question for item in items)
+    assert stats.budget["cot_to_answer"] == 1 and stats.budget["shortened"] == 0 and "over-budget" not in stats.skipped
+    items, stats = recycle([_long_group(answer=None)], config, seed=0)
+    assert items == [] and stats.skipped["over-budget"] == 1
+
+
+def test_prompts_that_cannot_fit_are_dropped_and_counted_never_cut():
+    question = "A very long question. " * 200
+    groups = [_group([1, 0], question=question), _group([0, 0], question=question), _long_group(question=question)]
+    config = dataclasses.replace(UNCAPPED, max_prompt_tokens=300)
+    full, _ = recycle(groups, UNCAPPED, seed=1)
+    items, stats = recycle(groups, config, seed=1)
+    assert items == [] and stats.skipped["over-budget"] == len(full) > 3
+    assert sum(stats.items.values()) == 0
+
+
+def test_a_marker_whose_count_is_the_gold_drops_the_item():
+    config = dataclasses.replace(COT_ONLY, max_prompt_tokens=250)
+    (item,), _ = recycle([_long_group()], config, seed=0)
+    gold = MARKER.search(item.question).group(1)
+    assert gold not in LONG
+    group = Group("What is six times seven?", gold, (Rollout(LONG, 0.0, "41"),))
+    items, stats = recycle([group], config, seed=0)
+    assert items == [] and stats.skipped["cot-shows-gold"] == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 400), min_size=1, max_size=8),
+    rewards=st.lists(st.sampled_from([0.0, 1.0]), min_size=8, max_size=8),
+    budget=st.sampled_from([150, 180, 260]),
+    rule=st.sampled_from(["shorten", "answer"]),
+    seed=st.integers(0, 1000),
+)
+def test_every_recycled_prompt_fits_its_budget(lengths, rewards, budget, rule, seed):
+    def rollout(i, n, reward):
+        answer = str(2 * i + (reward == 0))  # wrong answers are one off
+        return Rollout("think " * n + f"so {answer}", reward, None if n % 3 == 0 else answer)
+
+    groups = [Group(f"What is {i} + {i}?", str(2 * i), tuple(rollout(i, n, r) for n, r in zip(lengths, rewards)))
+              for i in range(4)]
+    config = dataclasses.replace(UNCAPPED, max_prompt_tokens=budget, over_budget=rule, min_attempt_tokens=8)
+    items, stats = recycle(groups, config, seed)
+    assert all(math.ceil(len(item.question) / 4) <= budget for item in items)
+    shortened = [item for item in items if "tokens_omitted" in item.source]
+    assert all(MARKER.search(item.question) for item in shortened) and len(shortened) == stats.budget["shortened"]
+    assert rule == "shorten" or not shortened
+    full, _ = recycle(groups, UNCAPPED, seed)
+    assert len(items) + stats.skipped.get("over-budget", 0) + stats.skipped.get("cot-shows-gold", 0) >= len(full)
 
 
 # --- properties over random groups ----------------------------------------------------------

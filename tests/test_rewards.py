@@ -2,7 +2,7 @@ from collections import defaultdict
 
 import pytest
 
-from sparkrl.rewards import RewardRouter, completion_text, import_verifier
+from sparkrl.rewards import ExtraReward, RewardRouter, completion_text, extra_rewards, import_function
 from sparkrl.verification import Verdict
 
 
@@ -59,13 +59,47 @@ def test_unknown_task_and_bad_paths_are_explained():
     with pytest.raises(ValueError, match="no verifier for task 'mystery'"):
         _call(router, ["x"], ["1"], ["mystery"])
     with pytest.raises(ValueError, match="module:function"):
-        import_verifier("no_colon")
+        import_function("no_colon")
     with pytest.raises(ValueError, match="cannot import"):
-        import_verifier("not_a_module_xyz:f")
+        import_function("not_a_module_xyz:f")
     with pytest.raises(ValueError, match="has no"):
-        import_verifier("sparkrl.rewards:nothing_here")
+        import_function("sparkrl.rewards:nothing_here")
 
 
 def test_completion_text_handles_strings_and_blocks():
     assert completion_text("plain") == "plain"
     assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}]) == "a"
+
+
+def _constant(prompts, completions, **columns):
+    return [0.5] * len(completions)
+
+
+def test_extra_reward_scores_only_its_tasks_and_sees_every_row():
+    seen = []
+
+    def spy(prompts, completions, **columns):
+        seen.append(columns["task"])
+        return [0.5] * len(completions)
+
+    policy_only = ExtraReward(spy, ["policy"], "spy")
+    tasks = ["policy", "pointwise", "policy", "reflection"]
+    assert policy_only([None] * 4, ["a"] * 4, task=tasks) == [0.5, None, 0.5, None]
+    assert seen == [tasks]  # the whole batch, so per-row hooks stay aligned with TRL's rows
+    assert ExtraReward(_constant, None, "c")([None] * 2, ["a", "b"], task=["policy", "pairwise"]) == [0.5, 0.5]
+    with pytest.raises(ValueError, match="'short' returned 1 values for 2 completions"):
+        ExtraReward(lambda p, c, **k: [1.0], None, "short")([None] * 2, ["a", "b"], task=["policy"] * 2)
+
+
+def test_extra_rewards_are_named_for_trl_logs_one_name_per_function():
+    from trl.trainer.utils import get_callable_name  # how TRL names `rewards/<name>/mean`
+
+    wrapped = extra_rewards([
+        ("sparkrl.shaping:boxed_format", ("policy",)),
+        ("sparkrl.shaping:boxed_format", None),
+        ("sparkrl.shaping:length_penalty", None),
+    ])
+    assert [get_callable_name(w) for w in wrapped] == ["boxed_format", "boxed_format_2", "length_penalty"]
+    assert get_callable_name(RewardRouter()) == "spark_reward"
+    with pytest.raises(ValueError, match="reward function 'sparkrl.shaping:nothing'"):
+        extra_rewards([("sparkrl.shaping:nothing", None)])

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from sparkrl.config import ConfigError, config_from_mapping, load_config
-from sparkrl.runs import build_grpo_args, optimizer_steps_per_round, precision_defaults
+from sparkrl.runs import build_grpo_args, precision_defaults
+from sparkrl.schedule import optimizer_steps_per_round
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +66,7 @@ def test_example_configs_checkpoint_between_rounds(path):
 def test_freeze_stops_gradients_for_named_prefixes_only(tiny_model_and_tokenizer):
     import copy
 
-    from sparkrl.runs import freeze_parameters
+    from sparkrl.models import freeze_parameters
 
     model = copy.deepcopy(tiny_model_and_tokenizer[0])
     frozen = freeze_parameters(model, ["model.embed_tokens", "model.layers.0."])

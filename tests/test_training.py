@@ -1,9 +1,11 @@
 """The SPARK trainer: pure helpers, and real training of the tiny model on CPU."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +17,18 @@ from sparkrl.config import PromptConfig, SparkConfig, config_from_mapping
 from sparkrl.rewards import ScoredRow
 from sparkrl.rows import Example
 from sparkrl.schedule import RoundState
-from sparkrl.training import StopAfterPolicySteps, example_row, rollout_groups, round_seed, unique_prompts
+from sparkrl.recycling import Group, RecyclingConfig, Rollout, recycle
+from sparkrl.training import (
+    StopAfterPolicySteps,
+    chat_overhead,
+    example_row,
+    prompt_token_limit,
+    recycled_prompt_budget,
+    rollout_groups,
+    round_seed,
+    text_token_counter,
+    unique_prompts,
+)
 from sparkrl.verification import Verdict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +82,54 @@ def test_training_stops_at_the_end_of_the_last_policy_round_not_inside_it():
     # the third policy round was generated before step 9; its second step is step 10
     assert not stop.on_step_end(None, SimpleNamespace(global_step=9), TrainerControl()).should_training_stop
     assert stop.on_step_end(None, SimpleNamespace(global_step=10), TrainerControl()).should_training_stop
+
+
+def test_recycled_prompts_fit_the_budget_in_the_tokenizers_tokens():
+    from sparkrl.tiny.templates import TINY_TEMPLATES
+    from sparkrl.tiny.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    count = text_token_counter(tokenizer)
+    assert count("Is it correct?") == 6  # words, spaces and "?" are single tokens of the tiny tokenizer
+    attempt = "3+4 is 3 and 4 more. " * 20 + "\\boxed{8}"
+    group = Group("3+4=", "7", (Rollout(attempt, 0.0, "8"), Rollout("\\boxed{7}", 1.0, "7")))
+    config = RecyclingConfig(templates=TINY_TEMPLATES, reflection_modes=("cot",), max_prompt_tokens=100,
+                             min_attempt_tokens=4)
+    items, stats = recycle([group], config, seed=0, count_tokens=count)
+    cot = [item for item in items if item.source["mode"] == "cot"]
+    assert cot and all(count(item.question) <= 100 for item in items)
+    (item,) = cot
+    marker = re.search(r"\n\[\.\.\. (\d+) tokens omitted \.\.\.\]\n", item.question)
+    assert int(marker.group(1)) == item.source["tokens_omitted"] == stats.budget["tokens_omitted"]
+    assert 300 < int(marker.group(1)) <= count(attempt)
+    assert "3+4 is 3" in item.question and "\\boxed{8}" in item.question  # the head and the wrong conclusion
+    assert stats.budget["longest_prompt"] == max(count(i.question) for i in items) <= 100
+
+
+def test_the_prompt_budget_leaves_room_for_the_completion_in_the_models_context():
+    from sparkrl.tiny.model import build_tiny_model
+    from sparkrl.tiny.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, seed=0, size="nano")
+    overhead = chat_overhead(tokenizer, None)
+    # a prompt as TRL tokenizes it is the text's tokens plus the overhead
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Is 7 right?"}], add_generation_prompt=True,
+                                             return_dict=True)
+    assert len(rendered["input_ids"]) == overhead + text_token_counter(tokenizer)("Is 7 right?")
+    assert chat_overhead(tokenizer, "Be brief.") > overhead
+    args = SimpleNamespace(max_completion_length=40, use_vllm=False, vllm_max_model_length=None)
+    context = model.config.max_position_embeddings
+    assert prompt_token_limit(args, model.config, overhead) == (context, context - 40 - overhead)
+    vllm = SimpleNamespace(max_completion_length=40, use_vllm=True, vllm_max_model_length=100)
+    assert prompt_token_limit(vllm, model.config, 4) == (100, 56)
+    assert prompt_token_limit(args, SimpleNamespace(), 4) is None
+    with pytest.raises(ValueError, match="leave no room"):
+        prompt_token_limit(SimpleNamespace(max_completion_length=context, use_vllm=False), model.config, 4)
+    # the configured budget holds unless the context leaves less
+    assert recycled_prompt_budget(RecyclingConfig(max_prompt_tokens=50), 200).max_prompt_tokens == 50
+    assert recycled_prompt_budget(RecyclingConfig(max_prompt_tokens=500), 200).max_prompt_tokens == 200
+    assert recycled_prompt_budget(RecyclingConfig(), None).max_prompt_tokens is None
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,6 +347,52 @@ def test_killed_run_resumes_with_its_waiting_pool(tiny_model, tmp_path):
     assert [r["recycled"] > 0 for r in rounds] == [r["recycled"] > 0 for r in _rounds(uninterrupted)]
 
 
+PHASES = ("generation", "scoring", "preparation", "recycling", "optimizer")
+
+
+def test_the_logs_say_where_each_round_goes_and_recycled_prompts_keep_their_budget(tiny_model, tmp_path):
+    from sparkrl.tiny.tokenizer import build_tokenizer
+
+    # tiny prompts run to about 40 tokens, and the marker alone takes 25: this budget drops some
+    out, budget = tmp_path / "timed", 32
+    started = time.monotonic()
+    result = _run(_spec(tiny_model, out, recycling={"max_prompt_tokens": budget, "min_attempt_tokens": 2}))
+    wall = time.monotonic() - started
+    assert f"[sparkrl] recycled prompts: at most {budget} tokens of text" in result.stdout
+    steps = [m for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
+    for logged in steps:  # one optimizer step per round and a log line per step: a line per round
+        times = {phase: logged[f"spark/time/{phase}_s"] for phase in PHASES}
+        assert all(seconds >= 0 for seconds in times.values())
+        assert times["generation"] > 0 and times["scoring"] > 0 and times["optimizer"] > 0
+        assert sum(times.values()) <= logged["spark/time/interval_s"]
+        assert 0 <= logged["spark/no_signal_groups"] <= 1
+    assert sum(m["spark/time/interval_s"] for m in steps) < wall
+    # every recycled prompt trained fits the budget in the model's own tokens, and the logs say what it cost
+    count = text_token_counter(build_tokenizer())
+    recycled = [Example.from_dict(json.loads(item)) for r in _rounds(out) for item in r["items"][: r["recycled"]]]
+    assert recycled and all(count(item.question) <= budget for item in recycled)
+    assert all("spark/recycled_last_round/budget/shortened" in m for m in steps)
+    assert any(m.get("spark/recycled_last_round/skipped/over-budget", 0) > 0 for m in steps)
+
+
+def test_rounds_without_learning_signal_are_logged_and_warned_about_once(tiny_model, tmp_path):
+    # An answer the model never gives: every policy rollout scores 0, so no policy group has signal.
+    rows = [json.loads(line) for line in (tiny_model / "train.jsonl").read_text().splitlines()]
+    train = tmp_path / "unreachable.jsonl"
+    train.write_text("".join(json.dumps({**row, "answer": "-999"}) + "\n" for row in rows))
+    out = tmp_path / "flat"
+    spec = _spec(tiny_model, out)
+    spec["config"]["data"]["train"] = str(train)
+    result = _run(spec)
+    steps = [m for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
+    policy = [m for m in steps if m["spark/share_policy"] == 1.0]
+    assert len(policy) == 3 and all(m["spark/no_signal_groups/policy"] == 1.0 for m in policy)
+    assert all(m["frac_reward_zero_std"] == m["spark/no_signal_groups"] == 1.0 for m in policy)  # TRL agrees
+    warnings = [line for line in result.stderr.splitlines() if "policy groups (100%)" in line]
+    assert len(warnings) == 1 and "round 0" in warnings[0] and "Mean reward 0.000" in warnings[0]
+    assert "too hard" in warnings[0] or "answer format" in warnings[0]
+
+
 def example_row_json(item):
     from sparkrl.training import example_row
 
@@ -304,3 +411,80 @@ def test_two_processes_train_on_identical_recycled_items(tiny_model, tmp_path):
     rank0, rank1 = _rounds(out, 0), _rounds(out, 1)
     assert rank0 == rank1
     assert any(r["recycled"] for r in rank0)
+
+
+# ---------------------------------------------------------------------------------------
+# Extra reward functions (the untrained tiny model of conftest.py: a few seconds).
+
+BONUS_MODULE = "def bonus(prompts, completions, **columns):\n    return [100.0] * len(completions)\n"
+
+
+def _even_length_verifier(completion, answer, row):
+    # Correctness the test can predict from the text; the answer makes rollouts judge candidates.
+    return Verdict(float(len(completion) % 2 == 0), f"answer {len(completion)}", "custom")
+
+
+def test_extra_rewards_shape_trl_rewards_but_recycling_sees_only_verdicts(tiny_model_and_tokenizer, tmp_path, monkeypatch):
+    import copy
+
+    from sparkrl import training
+    from sparkrl.data import examples_to_jsonl
+    from sparkrl.runs import build_trainer
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "bonus_reward.py").write_text(BONUS_MODULE)
+    examples_to_jsonl([Example(f"{a}+{a}", str(2 * a)) for a in range(8)], tmp_path / "train.jsonl")
+    config = config_from_mapping({
+        "model": {"path": "in-memory"},
+        "data": {"train": str(tmp_path / "train.jsonl")},
+        "output_dir": str(tmp_path / "run"),
+        "rewards": {"extra": [{"function": "bonus_reward:bonus", "weight": 2.0, "tasks": ["policy"]}]},
+        "spark": {"policy_steps": 2},
+        "grpo": {"num_generations": 4, "per_device_train_batch_size": 8, "max_completion_length": 8,
+                 "logging_steps": 1, "save_strategy": "no", "report_to": [], "use_cpu": True},
+    })
+    groups = []
+
+    def spy(batch, *args, **kwargs):
+        groups.extend(batch)
+        return recycle(batch, *args, **kwargs)
+
+    recycle = training.recycle
+    monkeypatch.setattr(training, "recycle", spy)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, tokenizer = tiny_model_and_tokenizer
+        trainer = build_trainer(config, model=copy.deepcopy(model), tokenizer=tokenizer)
+        trainer.router.register("policy", _even_length_verifier)
+        trainer.train()
+    finally:
+        torch.set_num_threads(threads)
+
+    assert trainer.reward_weights.tolist() == [1.0, 2.0]  # the router, then rewards.extra
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [m for m in metrics if "reward" in m]
+    policy, recycled = [m for m in steps if m["spark/share_policy"] == 1.0], [m for m in steps if m["spark/share_policy"] == 0.0]
+    assert len(policy) == 2 and len(recycled) == 1
+    for m in policy:  # TRL's reward is the shaped sum, and each function is logged on its own
+        assert m["rewards/bonus/mean"] == 100.0 and 0.0 <= m["rewards/spark_reward/mean"] <= 1.0
+        assert m["reward"] == pytest.approx(m["rewards/spark_reward/mean"] + 200.0)
+    assert recycled[0]["rewards/bonus/mean"] is None  # not a policy row: left unscored
+    assert recycled[0]["reward"] == pytest.approx(recycled[0]["rewards/spark_reward/mean"])
+    # the recycling saw the verifier's 0/1 verdicts, never the +200
+    rollouts = [r for g in groups for r in g.rollouts]
+    assert len(groups) == 4 and {r.reward for r in rollouts} == {0.0, 1.0}
+    assert all(r.reward == _even_length_verifier(r.text, "", {}).score for r in rollouts)
+    built = [Example.from_dict(item) for item in trainer.round_state.pool] + [
+        Example.from_dict(json.loads(item)) for r in _rounds(tmp_path / "run") if r["recycled"] for item in r["items"]
+    ]
+    judges = [e for e in built if e.task in ("pointwise", "pairwise")]
+    assert judges and {e.answer for e in judges} <= {"Yes", "No", "A", "B"}
+    # a round in which TRL skipped the router cannot recycle the previous round's verdicts
+    from trl import GRPOTrainer
+
+    assert trainer.router.last_rows
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", lambda self, inputs: {})
+    trainer.model.train()
+    with pytest.raises(RuntimeError, match="scored 0 of the round's 8 rows"):
+        trainer._generate_and_score_completions([trainer.train_dataset[i] for i in range(2) for _ in range(4)])

@@ -187,12 +187,12 @@ def test_load_model_and_tokenizer_gives_a_vision_language_model_its_processor(vl
     from transformers import LlavaForConditionalGeneration, ProcessorMixin
 
     from sparkrl.config import ConfigError
-    from sparkrl.runs import load_model_and_tokenizer
+    from sparkrl.models import load_model_and_tokenizer
 
     model, processor = load_model_and_tokenizer(str(vl_run_files / "model"))
     assert isinstance(model, LlavaForConditionalGeneration) and isinstance(processor, ProcessorMixin)
     assert processor.tokenizer.pad_token == "<pad>"
-    with pytest.raises(ConfigError, match="not a local folder"):
+    with pytest.raises(ConfigError, match="not found; sparkrl reads local folders only"):
         load_model_and_tokenizer(str(tmp_path / "nowhere"))
     broken = tmp_path / "no-processor"
     broken.mkdir()

@@ -10,6 +10,7 @@ validation applies to it too. Overrides from the command line use dotted keys
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -20,14 +21,12 @@ from typing import Any, Literal
 
 import yaml
 
+from sparkrl.errors import ConfigError
+from sparkrl.rows import RECYCLED_TASKS, TASK_POLICY
 from sparkrl.schedule import SCHEDULES
 
 # Our wording of the answer-format instruction appended to policy prompts.
 DEFAULT_PROMPT_SUFFIX = "Think it through step by step, then state the final answer inside \\boxed{}."
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with where it was found."""
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -55,22 +54,59 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    """A YAML list of non-empty strings as a tuple (frozen configs hold no lists)."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: expected a list of names, got {value!r}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapters trained in place of the full weights (passed to TRL as `peft_config`).
+
+    The KL reference is then the base model with the adapter disabled, as TRL does, so no
+    second copy of the model is held. Field names follow the usual LoRA vocabulary; `alpha`
+    is PEFT's `lora_alpha`.
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"  # PEFT's word for every linear layer but the output
+    modules_to_save: tuple[str, ...] = ()  # modules trained in full beside the adapter (e.g. lm_head)
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ConfigError(f"model.lora.r must be at least 1, got {self.r}")
+        if self.alpha <= 0:
+            raise ConfigError(f"model.lora.alpha must be positive, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.lora.dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.target_modules, str):
+            object.__setattr__(self, "target_modules", _names(self.target_modules, "model.lora.target_modules"))
+        elif not self.target_modules:
+            raise ConfigError("model.lora.target_modules: expected 'all-linear' or a list of module names")
+        object.__setattr__(self, "modules_to_save", _names(self.modules_to_save, "model.lora.modules_to_save"))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = ""  # a local folder (Hugging Face format); nothing is downloaded
+    path: str = ""  # a local folder (Hugging Face format) or a LoRA adapter folder; nothing is downloaded
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
     # Parameter-name prefixes kept frozen during RL (e.g. `model.vision_tower` to train only the
     # language side of a vision-language model, a common choice for VLM RL).
     freeze: tuple[str, ...] = ()
+    lora: LoraConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.path:
             raise ConfigError("model.path is required: a local model folder")
-        freeze = self.freeze
-        if isinstance(freeze, str) or not isinstance(freeze, Sequence) or not all(isinstance(p, str) and p for p in freeze):
-            raise ConfigError(f"model.freeze: expected a list of parameter-name prefixes, got {freeze!r}")
-        object.__setattr__(self, "freeze", tuple(freeze))
+        object.__setattr__(self, "freeze", _names(self.freeze, "model.freeze"))
+        if self.freeze and self.lora is not None:
+            raise ConfigError("model.freeze and model.lora together: LoRA already freezes every base weight; "
+                              "choose the trained layers with model.lora.target_modules")
 
 
 @dataclass(frozen=True)
@@ -88,6 +124,9 @@ class DataSection:
 class PromptConfig:
     suffix: str = DEFAULT_PROMPT_SUFFIX  # appended to policy questions, as in the authors' runs
     system: str | None = None
+    # A Jinja chat template file for a model without one (a base model); used for policy and
+    # recycled prompts alike and saved with the trained model.
+    chat_template: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,13 +150,42 @@ class SparkConfig:
 
 
 @dataclass(frozen=True)
+class ExtraRewardConfig:
+    """A reward function beside the verifiers: TRL adds `weight` x its value to the reward of
+    rows of `tasks`. The recycling never sees it (judge labels come from correctness only)."""
+
+    function: str = ""  # 'package.module:function', a TRL reward function
+    weight: float = 1.0
+    # Every task by default, as TRL applies a reward function to every row; [policy] shapes
+    # only the dataset prompts, leaving the recycled items' rewards pure correctness.
+    tasks: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.function:
+            raise ConfigError("function is required: 'package.module:function'")
+        if not math.isfinite(self.weight):
+            raise ConfigError(f"weight must be a finite number, got {self.weight}")
+        if self.tasks is not None and not self.tasks:
+            raise ConfigError("tasks: list at least one task, or leave the key out for every task")
+
+
+@dataclass(frozen=True)
 class RewardConfig:
     timeout_s: float = 5.0  # per-answer limit of the math verifier
     verifiers: dict[str, str] = field(default_factory=dict)  # task -> 'module:function'
+    extra: tuple[ExtraRewardConfig, ...] = ()  # reward functions added to the verifiers' reward
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ConfigError(f"rewards.timeout_s must be positive, got {self.timeout_s}")
+        known = sorted({TASK_POLICY, *RECYCLED_TASKS, *self.verifiers})
+        for index, entry in enumerate(self.extra):
+            unknown = [task for task in entry.tasks or () if task not in known]
+            if unknown:
+                raise ConfigError(
+                    f"rewards.extra[{index}].tasks: unknown task {unknown[0]!r}; known tasks: {known} "
+                    "(a new task needs its verifier under rewards.verifiers)"
+                )
 
 
 @dataclass(frozen=True)
@@ -157,6 +225,12 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
+    if origin in (tuple, list):  # tuple[X, ...] or list[X]: a YAML list, each item checked as X
+        if isinstance(value, str | Mapping) or not isinstance(value, Sequence):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item_type = typing.get_args(annotation)[0]
+        items = [_check_type(item, item_type, f"{where}[{i}]") for i, item in enumerate(value)]
+        return tuple(items) if origin is tuple else items
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation in (int, float, str, bool):
@@ -233,6 +307,23 @@ def validate_sections(config: RunConfig, where: str) -> None:
             f"{where}: grpo.{sorted(reserved)[0]} is set by sparkrl; use the top-level "
             "output_dir / seed, and spark.policy_steps for the length of the run"
         )
+    if "reward_weights" in config.grpo:
+        raise ConfigError(
+            f"{where}: grpo.reward_weights is set by sparkrl: the verifiers' reward has weight 1, "
+            "and each reward function under rewards.extra has its own `weight`"
+        )
+    validate_extra_rewards(config, where)
+
+
+def validate_extra_rewards(config: RunConfig, where: str) -> None:
+    """Every `rewards.extra` function can be imported (a typo fails here, not after the model loads)."""
+    from sparkrl.rewards import import_function
+
+    for index, entry in enumerate(config.rewards.extra):
+        try:
+            import_function(entry.function, kind="reward function")
+        except ValueError as exc:
+            raise ConfigError(f"{where}: rewards.extra[{index}].function: {exc}") from None
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:

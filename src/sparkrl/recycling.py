@@ -39,6 +39,10 @@ Departures from the authors' code, and why:
   (it reached the answer, then moved on) is never a "cot" attempt, since the prompt would
   hand the answer over (it may still be an "answer" attempt), and a pair whose two answers
   are the same string is never built. Every such case is counted in `RecyclingStats`.
+- A length budget (`max_prompt_tokens`, off here; the trainer sets it from the model's context):
+  a "cot" prompt over it shows its attempt's head and tail around an "[... N tokens omitted ...]"
+  marker (or the attempt's final answer instead), and a prompt that still does not fit is dropped,
+  never cut silently (sparkrl.prompt_budget). The authors quote attempts whole.
 """
 
 from __future__ import annotations
@@ -52,12 +56,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from sparkrl.prompt_budget import (
+    DEFAULT_MIN_ATTEMPT_TOKENS,
+    PromptBudget,
+    TokenCounter,
+    approx_token_count,
+    check_budget_settings,
+    fit_reflection,
+)
 from sparkrl.rows import RECYCLED_TASKS, TASK_PAIRWISE, TASK_POINTWISE, TASK_REFLECTION, Example
 from sparkrl.templates import (
     DEFAULT_TEMPLATES,
     REFLECTION_MODES,
     TemplateSet,
-    reflection_pool,
     render_template,
     resolve_templates,
 )
@@ -169,6 +180,14 @@ class RecyclingConfig:
         reflection prompt would hand over the answer. It may still be an "answer" attempt.
     correct_at, wrong_at: reward >= correct_at is correct, reward <= wrong_at is wrong; rewards
         in between are not used.
+    max_prompt_tokens: the most tokens of a recycled prompt's text, as counted by the counter
+        passed to `recycle` (the trainer passes its tokenizer's and lowers the budget to what the
+        model's context leaves; about four characters per token otherwise). None: no budget.
+    over_budget: what a "cot" reflection prompt over the budget becomes: "shorten" (the
+        attempt's head and tail around an "[... N tokens omitted ...]" marker) or "answer" (the
+        same rollout's final answer, in "answer" mode). A prompt still over is dropped.
+    min_attempt_tokens: a shortened attempt shows at least this many of its tokens, or its item
+        is dropped (a quote shorter than that shows no reasoning).
     """
 
     kinds: tuple[str, ...] = RECYCLED_TASKS
@@ -188,6 +207,9 @@ class RecyclingConfig:
     drop_cot_showing_gold: bool = True
     correct_at: float = 1.0
     wrong_at: float = 0.0
+    max_prompt_tokens: int | None = None
+    over_budget: str = "shorten"
+    min_attempt_tokens: int = DEFAULT_MIN_ATTEMPT_TOKENS
     templates: TemplateSet | str = DEFAULT_TEMPLATES  # a TemplateSet, `default`, `tiny` or 'module:ATTRIBUTE'
 
     def __post_init__(self) -> None:
@@ -210,6 +232,7 @@ class RecyclingConfig:
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.wrong_at < self.correct_at:
             raise ValueError(f"wrong_at ({self.wrong_at}) must be below correct_at ({self.correct_at})")
+        check_budget_settings(self.max_prompt_tokens, self.over_budget, self.min_attempt_tokens, self.reflection_modes)
         # A name or import path (as read from YAML) is resolved to its TemplateSet.
         object.__setattr__(self, "templates", resolve_templates(self.templates))
 
@@ -237,6 +260,9 @@ class RecyclingStats:
     skipped: counts per reason (see docs/recycling.md for the list).
     label_balance: per pointwise variant, positive minus negative items, including the balance
         carried into the call; pass it to the next call to balance over a run.
+    budget: with a prompt budget, what its rule did: "cot" prompts `shortened` and the
+        `tokens_omitted` from them, `cot_to_answer` fallbacks, the `longest_prompt` kept (tokens);
+        items dropped for length are `skipped["over-budget"]`. Empty without a budget.
     """
 
     groups: int
@@ -248,6 +274,7 @@ class RecyclingStats:
     modes: dict[str, int]
     skipped: dict[str, int]
     label_balance: dict[str, int] = field(default_factory=dict)
+    budget: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dicts, JSON-serialisable."""
@@ -261,6 +288,7 @@ class RecyclingStats:
             "modes": dict(self.modes),
             "skipped": dict(self.skipped),
             "label_balance": dict(self.label_balance),
+            "budget": dict(self.budget),
         }
 
     def flat(self) -> dict[str, int]:
@@ -283,6 +311,17 @@ class RecyclingStats:
 
 def _norm(text: str) -> str:
     return " ".join(text.split())
+
+
+def _gold(group: Group) -> str:
+    """The group's final answer, as the verifier reads the ground truth."""
+    return _norm(extract_final_answer(group.answer) or group.answer)
+
+
+def _shows_gold(group: Group, text: str) -> bool:
+    """Whether `text` contains the group's final answer as a whole token."""
+    gold = _WholeToken.of(_gold(group))
+    return gold is not None and gold.in_text(text)
 
 
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -358,7 +397,7 @@ class _Sides:
 
 
 def _classify(group: Group, config: RecyclingConfig, skipped: Counter[str]) -> _Sides:
-    gold = _norm(extract_final_answer(group.answer) or group.answer)
+    gold = _gold(group)
     cot_on = TASK_REFLECTION in config.kinds and "cot" in config.reflection_modes
     gold_token = _WholeToken.of(gold) if config.drop_cot_showing_gold and cot_on else None
     correct, wrong, correct_candidates, wrong_candidates, cot_attempts = [], [], [], [], []
@@ -522,16 +561,19 @@ def _render_judge(
 
 
 def _example(
-    prompt: str, label: str, task: str, group: Group, index: int, rollouts: list[int], mode: str, template: int
+    prompt: str, label: str, task: str, group: Group, index: int, rollouts: list[int], mode: str, template: int,
+    omitted: int | None = None,
 ) -> Example:
     source = {"group": index, "rollouts": rollouts, "mode": mode, "template": template,
               "group_source": dict(group.source)}
+    if omitted is not None:
+        source["tokens_omitted"] = omitted
     return Example(question=prompt, answer=label, images=group.images, task=task, source=source)
 
 
 def _judge_items(
     groups: Sequence[Group], sides: Sequence[_Sides], config: RecyclingConfig, seed: int, skipped: Counter[str],
-    carried: Mapping[str, int],
+    carried: Mapping[str, int], budget: PromptBudget,
 ) -> list[Example]:
     rng = random.Random(f"{seed}:judge")
     label_balance: Counter[str] = Counter(carried)
@@ -547,7 +589,10 @@ def _judge_items(
     skipped["judge-cap"] += len(balanced) - len(kept)
     kept.sort(key=lambda d: d.group)
     at_a = _assign_positions(kept, config.balance_positions, rng)
-    return [_render_judge(d, groups[d.group], a, config.templates, rng) for d, a in zip(kept, at_a)]
+    rendered = [_render_judge(d, groups[d.group], a, config.templates, rng) for d, a in zip(kept, at_a)]
+    # A judge prompt quotes only final answers: over the budget, its question alone is too long.
+    # Dropping it can leave this call's labels off balance; the carried balance evens it out later.
+    return budget.keep_fitting(rendered, lambda item: item.question, skipped)
 
 
 def _assign_modes(feasible: Sequence[tuple[str, ...]], rng: random.Random) -> list[str]:
@@ -565,7 +610,8 @@ def _assign_modes(feasible: Sequence[tuple[str, ...]], rng: random.Random) -> li
 
 
 def _reflection_items(
-    groups: Sequence[Group], sides: Sequence[_Sides], config: RecyclingConfig, seed: int, skipped: Counter[str]
+    groups: Sequence[Group], sides: Sequence[_Sides], config: RecyclingConfig, seed: int, skipped: Counter[str],
+    budget: PromptBudget,
 ) -> list[Example]:
     rng = random.Random(f"{seed}:reflection")
     eligible: list[tuple[int, dict[str, tuple[int, ...]]]] = []
@@ -586,17 +632,20 @@ def _reflection_items(
     items = []
     for (index, attempts), mode in zip(kept, modes):
         group, rollout = groups[index], rng.choice(attempts[mode])
-        shown = group.rollouts[rollout].text if mode == "cot" else group.rollouts[rollout].answer
-        template, prompt = render_template(
-            reflection_pool(config.templates, mode), rng, question=group.question, attempt=shown
+        attempt = group.rollouts[rollout]
+        shows_gold = partial(_shows_gold, group) if config.drop_cot_showing_gold else None
+        fitted = fit_reflection(
+            budget, config.templates, mode, group.question, attempt.text, attempt.answer, rng, skipped, shows_gold
         )
-        items.append(_example(prompt, group.answer, TASK_REFLECTION, group, index, [rollout], mode, template))
+        if fitted is not None:
+            items.append(_example(fitted.prompt, group.answer, TASK_REFLECTION, group, index, [rollout], fitted.mode,
+                                  fitted.template, fitted.omitted))
     return items
 
 
 def _stats(
     groups: Sequence[Group], sides: Sequence[_Sides], items: Sequence[Example], skipped: Counter[str],
-    carried: Mapping[str, int],
+    carried: Mapping[str, int], budget: PromptBudget,
 ) -> RecyclingStats:
     labels: dict[str, Counter[str]] = {task: Counter() for task in (TASK_POINTWISE, TASK_PAIRWISE)}
     balance: Counter[str] = Counter(carried)
@@ -615,11 +664,13 @@ def _stats(
         modes=dict(Counter(item.source["mode"] for item in items)),
         skipped={reason: n for reason, n in sorted(skipped.items()) if n},
         label_balance=dict(sorted(balance.items())),
+        budget=budget.report(),
     )
 
 
 def recycle(
-    groups: Sequence[Group], config: RecyclingConfig, seed: int, label_balance: Mapping[str, int] | None = None
+    groups: Sequence[Group], config: RecyclingConfig, seed: int, label_balance: Mapping[str, int] | None = None,
+    count_tokens: TokenCounter = approx_token_count,
 ) -> tuple[list[Example], RecyclingStats]:
     """Judge and reflection items built from `groups`, and statistics of what was built.
 
@@ -628,13 +679,15 @@ def recycle(
     mode and template.
     label_balance: the pointwise label balance of earlier calls (their `stats.label_balance`);
     with `balance_labels` this call then keeps the balance of all of them together within one.
+    count_tokens: counts the tokens of a prompt for `config.max_prompt_tokens`.
     """
     skipped: Counter[str] = Counter()
+    budget = PromptBudget(config.max_prompt_tokens, count_tokens, config.over_budget, config.min_attempt_tokens)
     carried = dict(label_balance or {})
     sides = [_classify(g, config, skipped) for g in groups]
     items: list[Example] = []
     if TASK_POINTWISE in config.kinds or TASK_PAIRWISE in config.kinds:
-        items += _judge_items(groups, sides, config, seed, skipped, carried)
+        items += _judge_items(groups, sides, config, seed, skipped, carried, budget)
     if TASK_REFLECTION in config.kinds:
-        items += _reflection_items(groups, sides, config, seed, skipped)
-    return items, _stats(groups, sides, items, skipped, carried)
+        items += _reflection_items(groups, sides, config, seed, skipped, budget)
+    return items, _stats(groups, sides, items, skipped, carried, budget)

@@ -9,12 +9,17 @@ The router is a plain TRL reward function `(prompts, completions, **columns) -> 
 It also reports per-task metrics through TRL's `log_metric` hook, one value per row, so that
 TRL's cross-process averaging yields exact global means, and it keeps the verdicts of the last
 call so the trainer can recycle the rollouts without verifying them twice.
+
+Extra reward functions (`rewards.extra`: a format reward, a length penalty) are further TRL
+reward functions beside the router, each wrapped in an `ExtraReward` that limits it to some
+tasks. TRL adds their weighted values to the router's reward for the advantage; the recycling
+reads only the router's verdicts, so judge labels always come from correctness.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +28,11 @@ from sparkrl.verification import Verdict, verify_label, verify_math
 
 # A verifier scores one completion against the row's ground truth; `row` holds all columns.
 Verifier = Callable[[str, str, Mapping[str, Any]], Verdict | float]
+# A TRL reward function: `(prompts, completions, **columns)`, one value (None: not scored) per row.
+RewardFunction = Callable[..., Sequence[float | None]]
+
+# The router's name in TRL's logs (`rewards/spark_reward/mean`).
+ROUTER_NAME = "spark_reward"
 
 # Metric names per task, as they appear in the training logs.
 METRIC_NAMES = {
@@ -44,21 +54,21 @@ def _label_verifier(completion: str, answer: str, row: Mapping[str, Any]) -> Ver
     return verify_label(completion, answer)
 
 
-def import_verifier(path: str) -> Verifier:
-    """Load a user verifier from `package.module:function`."""
+def import_function(path: str, kind: str = "verifier") -> Callable[..., Any]:
+    """Load a user function (a verifier, an extra reward function) from `package.module:function`."""
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"verifier {path!r} must be given as 'package.module:function'")
+        raise ValueError(f"{kind} {path!r} must be given as 'package.module:function'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"verifier {path!r}: cannot import module {module_name!r} ({exc})") from exc
+        raise ValueError(f"{kind} {path!r}: cannot import module {module_name!r} ({exc})") from exc
     try:
         function = getattr(module, attr)
     except AttributeError as exc:
-        raise ValueError(f"verifier {path!r}: module {module_name!r} has no {attr!r}") from exc
+        raise ValueError(f"{kind} {path!r}: module {module_name!r} has no {attr!r}") from exc
     if not callable(function):
-        raise ValueError(f"verifier {path!r} is not callable")
+        raise ValueError(f"{kind} {path!r} is not callable")
     return function
 
 
@@ -88,7 +98,7 @@ def completion_text(completion: Any) -> str:
 class RewardRouter:
     """Routes each row to the verifier of its task; a TRL reward function."""
 
-    __name__ = "spark_reward"
+    __name__ = ROUTER_NAME
 
     def __init__(
         self,
@@ -108,7 +118,7 @@ class RewardRouter:
 
     def register(self, task: str, verifier: Verifier | str) -> None:
         """Add or replace the verifier for `task` (a callable or a 'module:function' path)."""
-        self.verifiers[task] = import_verifier(verifier) if isinstance(verifier, str) else verifier
+        self.verifiers[task] = import_function(verifier) if isinstance(verifier, str) else verifier
 
     def score(self, task: str, completion: str, answer: str, row: Mapping[str, Any]) -> Verdict:
         try:
@@ -157,3 +167,47 @@ class RewardRouter:
                 log_metric("spark/pointwise_label_positive", float(gold.strip() in ("Yes", "A")))
             elif scored.task == TASK_PAIRWISE:
                 log_metric("spark/pairwise_label_a", float(gold.strip() == "A"))
+
+
+class ExtraReward:
+    """A user reward function limited to rows of some tasks; a TRL reward function.
+
+    The function sees the whole batch, so values it passes to TRL's per-row hooks (`log_extra`,
+    `log_metric`) stay aligned with TRL's rows; its values for rows of other tasks become None,
+    which TRL reads as "not scored": they add nothing to those rows' rewards and are left out
+    of `rewards/<name>/mean`.
+    """
+
+    def __init__(self, function: RewardFunction, tasks: Collection[str] | None, name: str) -> None:
+        self.function = function
+        self.tasks = None if tasks is None else frozenset(tasks)
+        self.__name__ = name  # TRL names the function's metrics after it
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float | None]:
+        values = list(self.function(prompts, completions, **columns))
+        if len(values) != len(completions):
+            raise ValueError(
+                f"reward function {self.__name__!r} returned {len(values)} values for {len(completions)} completions"
+            )
+        if self.tasks is None:
+            return values
+        tasks = columns.get("task") or [TASK_POLICY] * len(completions)
+        return [value if name in self.tasks else None for value, name in zip(values, tasks, strict=True)]
+
+
+def extra_rewards(specs: Sequence[tuple[str, Collection[str] | None]]) -> list[ExtraReward]:
+    """`(package.module:function, tasks or None for all)` pairs as TRL reward functions, each
+    named after its function; a repeated name gets `_2`, `_3`, ... so that each function has
+    its own `rewards/<name>/mean` in the logs."""
+    taken = {ROUTER_NAME}
+    wrapped = []
+    for path, tasks in specs:
+        function = import_function(path, kind="reward function")
+        base = getattr(function, "__name__", type(function).__name__)
+        name, count = base, 1
+        while name in taken:
+            count += 1
+            name = f"{base}_{count}"
+        taken.add(name)
+        wrapped.append(ExtraReward(function, tasks, name))
+    return wrapped

@@ -9,82 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sparkrl.config import ConfigError, RunConfig
-from sparkrl.schedule import round_budget
-
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
-
-
-def load_model_and_tokenizer(path: str, dtype: str = "auto", trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """A model and what prepares its inputs, from a local folder (no downloads).
-
-    A text model comes with its tokenizer. A vision-language model (its config has a
-    `vision_config`) comes with its processor (image processor + tokenizer), which TRL takes
-    as `processing_class` to switch to its vision-language path.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ConfigError(f"model.path {path!r} is not a local folder; sparkrl never downloads weights")
-    torch_dtype = _DTYPES[dtype] if dtype == "auto" else getattr(torch, _DTYPES[dtype])
-    options = {"local_files_only": True, "trust_remote_code": trust_remote_code}
-    config = AutoConfig.from_pretrained(folder, **options)
-    if is_vision_language(config):
-        return _load_vision_language(folder, config, torch_dtype, options)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **options)
-    tokenizer = AutoTokenizer.from_pretrained(folder, **options)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
-def is_vision_language(config: Any) -> bool:
-    """Whether a model config describes a vision-language model (it has a vision tower)."""
-    return getattr(config, "vision_config", None) is not None
-
-
-def _load_vision_language(folder: Path, config: Any, torch_dtype: Any, options: dict[str, Any]) -> tuple[Any, Any]:
-    import transformers
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    if type(config) in AutoModelForImageTextToText._model_mapping:
-        model_class = AutoModelForImageTextToText
-    else:  # a vision-language class that the auto mapping does not list: the one the config names
-        names = [n for n in (getattr(config, "architectures", None) or []) if hasattr(transformers, n)]
-        if not names:
-            raise ConfigError(f"{folder}: vision-language config names no model class transformers knows")
-        model_class = getattr(transformers, names[0])
-    model = model_class.from_pretrained(folder, dtype=torch_dtype, **options)
-    try:
-        processor = AutoProcessor.from_pretrained(folder, **options)
-    except (OSError, ValueError, TypeError) as err:
-        raise ConfigError(f"{folder}: vision-language model without a loadable processor: {err}") from None
-    tokenizer = getattr(processor, "tokenizer", None)
-    if tokenizer is None or getattr(processor, "image_processor", None) is None:
-        raise ConfigError(f"{folder}: the processor of a vision-language model needs a tokenizer and an image processor")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, processor
-
-
-def optimizer_steps_per_round(grpo_args: Any) -> int:
-    """Optimizer steps that one generation round is trained for."""
-    micro_steps = grpo_args.steps_per_generation * grpo_args.num_iterations
-    if micro_steps % grpo_args.gradient_accumulation_steps:
-        raise ConfigError(
-            "grpo.steps_per_generation x grpo.num_iterations must be a multiple of "
-            f"grpo.gradient_accumulation_steps (got {grpo_args.steps_per_generation} x "
-            f"{grpo_args.num_iterations} and {grpo_args.gradient_accumulation_steps})"
-        )
-    return micro_steps // grpo_args.gradient_accumulation_steps
+from sparkrl.config import ModelConfig, RunConfig
+from sparkrl.errors import ConfigError
+from sparkrl.schedule import optimizer_steps_per_round, round_budget
 
 
 def build_grpo_args(config: RunConfig) -> Any:
@@ -97,6 +30,8 @@ def build_grpo_args(config: RunConfig) -> Any:
             output_dir=config.output_dir,
             seed=config.seed,
             remove_unused_columns=False,
+            # TRL's reward functions are the router, then rewards.extra in order (build_trainer).
+            reward_weights=[1.0, *(entry.weight for entry in config.rewards.extra)],
             **section,
         )
     except TypeError as exc:
@@ -179,6 +114,13 @@ def check_paths(config: RunConfig) -> None:
     """The model folder and data files exist (checked before any model loads)."""
     if not Path(config.model.path).is_dir():
         raise ConfigError(f"model.path {config.model.path!r} is not a local folder; sparkrl never downloads weights")
+    from sparkrl.models import is_adapter_folder
+
+    if config.model.lora is not None and is_adapter_folder(config.model.path):
+        raise ConfigError(
+            f"model.path {config.model.path!r} is a LoRA adapter folder; a new adapter cannot be trained on top "
+            "of it, so give the merged model instead (a LoRA run's final/ folder)"
+        )
     for key, path in (("data.train", config.data.train), ("data.eval", config.data.eval)):
         if path and not Path(path).exists():
             raise ConfigError(f"{key} {path!r}: file or folder not found")
@@ -196,7 +138,15 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
     from datasets import Dataset
 
     from sparkrl.data import DataConfig, load_examples
-    from sparkrl.rewards import RewardRouter
+    from sparkrl.models import (
+        freeze_parameters,
+        load_model_and_tokenizer,
+        lora_config,
+        read_chat_template,
+        set_chat_template,
+        trainable_parameters,
+    )
+    from sparkrl.rewards import RewardRouter, extra_rewards
     from sparkrl.training import MetricsFile, SparkGRPOTrainer, example_row
 
     args = build_grpo_args(config)
@@ -212,12 +162,16 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
         eval_dataset = Dataset.from_list([example_row(e, config.prompt) for e in evaluation.examples])
     if model is None:
         model, tokenizer = load_model_and_tokenizer(
-            config.model.path, config.model.dtype, config.model.trust_remote_code
+            config.model.path, config.model.dtype, config.model.trust_remote_code, config.prompt.chat_template
         )
+    elif config.prompt.chat_template is not None:
+        set_chat_template(tokenizer, read_chat_template(config.prompt.chat_template))
     if config.model.freeze:
         frozen = freeze_parameters(model, config.model.freeze)
         print(f"[sparkrl] model.freeze: {frozen} parameters frozen ({', '.join(config.model.freeze)})")
+    peft_config = lora_config(config.model.lora) if config.model.lora is not None else None
     router = RewardRouter(timeout_s=config.rewards.timeout_s, extra=config.rewards.verifiers)
+    extras = extra_rewards([(entry.function, entry.tasks) for entry in config.rewards.extra])
     trainer = SparkGRPOTrainer(
         model=model,
         args=args,
@@ -227,26 +181,14 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
         spark=config.spark,
         prompt=config.prompt,
         router=router,
+        extra_rewards=extras,
+        peft_config=peft_config,
     )
+    if peft_config is not None:
+        trainable, total = trainable_parameters(trainer.model)
+        print(f"[sparkrl] LoRA: {trainable:,} of {total:,} parameters trained ({100 * trainable / total:.2f}%)")
     trainer.add_callback(MetricsFile(Path(config.output_dir) / "metrics.jsonl"))
     return trainer
-
-
-def freeze_parameters(model: Any, prefixes: Sequence[str]) -> int:
-    """Stop gradients for every parameter whose name starts with one of `prefixes`; returns
-    how many parameters (elements) were frozen. A prefix that names nothing is an error, so a
-    typo cannot silently train the part it meant to freeze."""
-    names = [name for name, _ in model.named_parameters()]
-    for prefix in prefixes:
-        if not any(name.startswith(prefix) for name in names):
-            tops = sorted({name.rsplit(".", 2)[0] for name in names})[:12]
-            raise ConfigError(f"model.freeze: no parameter name starts with {prefix!r}; some modules are {tops}")
-    frozen = 0
-    for name, parameter in model.named_parameters():
-        if name.startswith(tuple(prefixes)):
-            parameter.requires_grad_(False)
-            frozen += parameter.numel()
-    return frozen
 
 
 def save_run_config(config: RunConfig) -> Path:
@@ -280,7 +222,38 @@ def run_training(config: RunConfig, resume: str | bool | None = None, model: Any
     save_run_config(config)
     trainer = build_trainer(config, model=model, tokenizer=tokenizer)
     trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(str(Path(config.output_dir) / "final"))
-    if trainer.processing_class is not None and trainer.accelerator.is_main_process:
-        trainer.processing_class.save_pretrained(str(Path(config.output_dir) / "final"))
+    save_final(trainer, Path(config.output_dir) / "final", config.model)
     return trainer
+
+
+def save_final(trainer: Any, folder: Path, model_config: ModelConfig) -> None:
+    """The run's `final/` folder: the trained model, loadable like any other.
+
+    Under LoRA the adapter goes to `final/adapter` and the merged model to `final/`. In one
+    process the adapter is merged in place (no second copy of the weights; the trainer's model
+    is a plain model afterwards). Under DeepSpeed or FSDP the weights are sharded across
+    processes, so the main process merges the saved adapter into a fresh load of the base.
+    """
+    from accelerate.utils import is_peft_model
+
+    from sparkrl.models import ADAPTER_FOLDER, load_weights, merge_adapter, save_final_model
+
+    processing, accelerator = trainer.processing_class, trainer.accelerator
+    if not is_peft_model(accelerator.unwrap_model(trainer.model)):
+        trainer.save_model(str(folder))
+        if processing is not None and accelerator.is_main_process:
+            processing.save_pretrained(str(folder))
+        accelerator.wait_for_everyone()
+        return
+    trainer.save_model(str(folder / ADAPTER_FOLDER))
+    if processing is not None and accelerator.is_main_process:
+        processing.save_pretrained(str(folder / ADAPTER_FOLDER))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+            base = load_weights(model_config.path, model_config.dtype, model_config.trust_remote_code)
+            merged = merge_adapter(base, folder / ADAPTER_FOLDER)
+        else:
+            merged = accelerator.unwrap_model(trainer.model).merge_and_unload()
+        save_final_model(merged, processing, folder)
+    accelerator.wait_for_everyone()

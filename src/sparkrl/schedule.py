@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sparkrl.errors import ConfigError
+
 Schedule = Literal["alternate", "mix", "off"]
 SCHEDULES: tuple[str, ...] = ("alternate", "mix", "off")
 
@@ -69,6 +71,18 @@ def round_budget(schedule: Schedule | str, policy_steps: int) -> int:
     policy round may be followed by a recycled one; under `mix` and `off` every round trains on
     dataset prompts."""
     return policy_steps * (2 if schedule == "alternate" else 1)
+
+
+def optimizer_steps_per_round(grpo_args: Any) -> int:
+    """Optimizer steps that one generation round is trained for (from TRL's GRPOConfig)."""
+    micro_steps = grpo_args.steps_per_generation * grpo_args.num_iterations
+    if micro_steps % grpo_args.gradient_accumulation_steps:
+        raise ConfigError(
+            "grpo.steps_per_generation x grpo.num_iterations must be a multiple of "
+            f"grpo.gradient_accumulation_steps (got {grpo_args.steps_per_generation} x "
+            f"{grpo_args.num_iterations} and {grpo_args.gradient_accumulation_steps})"
+        )
+    return micro_steps // grpo_args.gradient_accumulation_steps
 
 
 def mix_slots(slots: int, share: float) -> int:

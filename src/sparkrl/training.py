@@ -1,33 +1,49 @@
 """SPARK training: TRL's GRPOTrainer plus a pool of recycled judge and reflection items.
 
-`SparkGRPOTrainer` touches TRL at four documented points and copies none of its methods:
+`SparkGRPOTrainer` touches TRL at five documented points and copies none of its methods:
 1. `_generate_and_score_completions` (per generation round): before calling TRL, the round's
    prompt slots are filled by the schedule (sparkrl.schedule) with dataset prompts and/or
    recycled items, each repeated `num_generations` times so GRPO's groups hold; after TRL has
    generated and scored, the round's rollouts are gathered from all processes, grouped, and
    recycled (sparkrl.recycling) into the pool. Every process gathers the same records and
    recycles them with the same seed, so all ranks hold identical pools and pick identical items.
+   Recycled prompts are held to a token budget (`recycled_prompt_budget`: the configured one,
+   lowered to what the model's context leaves), since TRL itself never limits or truncates a
+   prompt. The round's advantages show which groups carried no learning signal
+   (`_watch_signal`: logged per kind, and a warning when most of a kind's groups had none).
 2. `_save_checkpoint` / `_load_optimizer_and_scheduler` (the hooks TRL itself uses for its
    extra state): the pool, the deferred dataset prompts and the round counters are saved in
    each checkpoint folder and restored on resume.
-3. `log`: SPARK's round counters join TRL's logs.
+3. `log`: SPARK's round counters, the latest recycling statistics, the no-signal shares and the
+   time per phase (see 5) join TRL's logs.
 4. `_tokenize_prompts`, for vision-language runs only: TRL marks a text-only prompt's images
    as None, and its own forward pass later hands that None to the processor, which rejects
-   it; mixed batches of text and image rows therefore need [] there instead.
+   it; mixed batches of text and image rows therefore need [] there instead. vLLM generation
+   (`_generate_single_turn`) reads None as "no image", so it gets None back for those rows.
+5. `_generate` and `_calculate_rewards` (the generation and scoring that TRL itself profiles,
+   but reports only to wandb, MLflow or Trackio) are timed, as are whole optimizer steps (the
+   `on_step_begin` / `on_step_end` callbacks), so that the logs say where a round's time goes.
 Images: rows carry image *paths* (inside the `example` column), never pixels, because the
 round state that holds them (pool, deferred prompts) is gathered across processes and saved
 as JSON in checkpoints. Right before each call into TRL, `with_images` opens the files and
 adds the `images` column (PIL images; [] for text-only rows) that TRL's vision-language path
 reads; a file that vanished or broke since loading is an error naming the row it belongs to.
-Rewards come from one `RewardRouter` passed as TRL's reward function; per-task metrics are
-reported through TRL's `log_metric` hook.
+Rewards come from one `RewardRouter` passed as TRL's first reward function; per-task metrics
+are reported through TRL's `log_metric` hook. Extra reward functions (`rewards.extra`) follow
+it, and TRL adds their weighted values for the advantage, but the recycling reads only the
+router's verdicts of the round (`router.last_rows`, emptied before TRL's call and checked
+after it, so a round that skipped the router cannot recycle the previous round's verdicts).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,17 +52,28 @@ from transformers import ProcessorMixin, TrainerCallback
 from trl import GRPOTrainer
 
 from sparkrl.config import PromptConfig, SparkConfig
+from sparkrl.errors import ConfigError, ImageError
+from sparkrl.diagnostics import (
+    PhaseClock,
+    SignalWatch,
+    mean_per_key,
+    no_signal_groups,
+    no_signal_warning,
+    prompt_kind,
+    round_times,
+)
 from sparkrl.recycling import Group, RecyclingConfig, Rollout, recycle
-from sparkrl.rewards import RewardRouter, ScoredRow
+from sparkrl.rewards import RewardFunction, RewardRouter, ScoredRow
 from sparkrl.rows import TASK_POLICY, Example
-from sparkrl.runs import optimizer_steps_per_round
-from sparkrl.schedule import RoundState, fill_round, plan_round
+from sparkrl.schedule import RoundState, fill_round, optimizer_steps_per_round, plan_round
 
 if TYPE_CHECKING:
     from PIL import Image
 
 STATE_FILE = "sparkrl_state.json"
 ROUND_LOG_DIR = "spark_rounds"
+
+logger = logging.getLogger(__name__)
 
 
 def example_row(example: Example, prompt: PromptConfig) -> dict[str, Any]:
@@ -67,10 +94,6 @@ def example_row(example: Example, prompt: PromptConfig) -> dict[str, Any]:
         "task": example.task,
         "example": json.dumps(example.to_dict(), sort_keys=True),
     }
-
-
-class ImageError(RuntimeError):
-    """An image a training row needs cannot be opened; the message names the row and the file."""
 
 
 def describe_row(example: Example) -> str:
@@ -154,6 +177,57 @@ def round_seed(seed: int, round_index: int) -> int:
     return (seed * 1_000_003 + round_index) % (2**63)
 
 
+def text_token_counter(processing_class: Any) -> Callable[[str], int]:
+    """Tokens of a prompt's text as the model's tokenizer splits it, without special tokens (the
+    chat template's are counted once, by `chat_overhead`)."""
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count
+
+
+def chat_overhead(processing_class: Any, system: str | None, chat_template: str | None = None) -> int:
+    """Tokens the chat template adds around a user text: system prompt, role markers, the
+    generation prompt (as TRL renders prompts: `add_generation_prompt=True`)."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": ""}]
+    rendered = processing_class.apply_chat_template(
+        messages, chat_template=chat_template, add_generation_prompt=True, tokenize=True, return_dict=True
+    )
+    ids = rendered["input_ids"]
+    return len(ids[0] if ids and isinstance(ids[0], list) else ids)  # processors return a batch of one
+
+
+def prompt_token_limit(args: Any, model_config: Any, overhead: int) -> tuple[int, int] | None:
+    """(context, the most tokens of a prompt's text that still leave room for the chat template
+    and the longest completion in it), or None when the context is unknown. The context is
+    vLLM's `vllm_max_model_length` when generation uses vLLM and it is set, else the language
+    model's `max_position_embeddings`. Image tokens are not counted."""
+    if getattr(args, "use_vllm", False) and getattr(args, "vllm_max_model_length", None):
+        context = int(args.vllm_max_model_length)
+    else:
+        text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+        context = getattr(text_config, "max_position_embeddings", None)
+        if not isinstance(context, int) or context < 1:
+            return None
+    limit = context - (args.max_completion_length or 0) - overhead
+    if limit < 1:
+        raise ConfigError(
+            f"grpo.max_completion_length ({args.max_completion_length}) and the chat template ({overhead} "
+            f"tokens) leave no room for a prompt in the model's context of {context} tokens"
+        )
+    return context, limit
+
+
+def recycled_prompt_budget(recycling: RecyclingConfig, limit: int | None) -> RecyclingConfig:
+    """The recycling configuration with its prompt budget lowered to `limit`: a recycled prompt
+    that would not fit the context is shortened or dropped by the budget's rule (TRL would
+    neither cut nor refuse it)."""
+    budgets = [b for b in (recycling.max_prompt_tokens, limit) if b is not None]
+    return dataclasses.replace(recycling, max_prompt_tokens=min(budgets) if budgets else None)
+
+
 class SparkGRPOTrainer(GRPOTrainer):
     """GRPO whose rollouts are recycled into judge and reflection items for later rounds."""
 
@@ -163,22 +237,43 @@ class SparkGRPOTrainer(GRPOTrainer):
         spark: SparkConfig,
         prompt: PromptConfig,
         router: RewardRouter,
+        extra_rewards: Sequence[RewardFunction] = (),
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, reward_funcs=[router], **kwargs)
+        super().__init__(*args, reward_funcs=[router, *extra_rewards], **kwargs)
         self.spark = spark
         self.prompt_config = prompt
         self.router = router
-        self.recycling = RecyclingConfig(**spark.recycling)
+        self.count_tokens = text_token_counter(self.processing_class)
+        self.recycling = self._budgeted(RecyclingConfig(**spark.recycling))
         self.round_state = RoundState()
         self.last_recycling_stats: dict[str, Any] = {}
+        self.signal_since_log: list[dict[str, float]] = []  # per round generated since the last log line
+        self.signal_watch = SignalWatch()
+        self.clock = PhaseClock()
         self.add_callback(StopAfterPolicySteps(self, optimizer_steps_per_round(self.args)))
+        self.add_callback(StepTimes(self.clock))
+
+    def _budgeted(self, recycling: RecyclingConfig) -> RecyclingConfig:
+        """`recycling` with the prompt budget the run holds recycled prompts to, said once."""
+        overhead = chat_overhead(self.processing_class, self.prompt_config.system, self.chat_template)
+        context = prompt_token_limit(self.args, self.model.config, overhead)
+        budgeted = recycled_prompt_budget(recycling, None if context is None else context[1])
+        if self.accelerator.is_main_process and self.spark.schedule != "off":
+            where = "the model's context is unknown" if context is None else (
+                f"the model's context of {context[0]} tokens leaves {context[1]} after grpo.max_completion_length "
+                f"{self.args.max_completion_length} and {overhead} of chat template")
+            print(f"[sparkrl] recycled prompts: at most {budgeted.max_prompt_tokens} tokens of text "
+                  f"(spark.recycling.max_prompt_tokens {recycling.max_prompt_tokens}; {where}), over it: "
+                  f"{recycling.over_budget}")
+        return budgeted
 
     # -- point 1: each generation round ---------------------------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         vision = isinstance(self.processing_class, ProcessorMixin)
         if not self.model.training:
             return super()._generate_and_score_completions(with_images(inputs, vision))
+        started = time.perf_counter()
         group_size = self.num_generations
         state = self.round_state
         round_index = state.rounds
@@ -196,18 +291,61 @@ class SparkGRPOTrainer(GRPOTrainer):
         global_rows = [row for row in prompts for _ in range(group_size)]
         rank, local = self.accelerator.process_index, len(inputs)
         mine = global_rows[rank * local : (rank + 1) * local]
+        trl_started = time.perf_counter()
+        self.router.last_rows = []
         output = super()._generate_and_score_completions(with_images(mine, vision))
+        if len(self.router.last_rows) != len(mine):
+            raise RuntimeError(f"the reward router scored {len(self.router.last_rows)} of the round's {len(mine)} rows")
+        trl_seconds = time.perf_counter() - trl_started
 
         scored = gather_object(self.router.last_rows)
+        self._watch_signal(output["advantages"], global_rows, scored, round_index)
         if self.spark.schedule != "off":
             groups = rollout_groups(global_rows, scored, group_size, self.spark.recycle_recycled)
             items, stats = recycle(groups, self.recycling, seed=round_seed(self.args.seed, round_index),
-                                   label_balance=state.label_balance)
+                                   label_balance=state.label_balance, count_tokens=self.count_tokens)
             state.label_balance = stats.label_balance
             state.add_items((item.to_dict() for item in items), self.spark.pool_capacity)
             self.last_recycling_stats = stats.flat()
         self._write_round_log(round_index, plan.recycled, prompts)
+        self.clock.add("trl_round", trl_seconds)
+        self.clock.add("recycling", time.perf_counter() - started - trl_seconds)
         return output
+
+    def _watch_signal(
+        self, advantages: Any, rows: Sequence[Mapping[str, Any]], scored: Sequence[ScoredRow], round_index: int
+    ) -> None:
+        """Shares of the round's groups without learning signal, per kind, for the logs; and a
+        warning (main process) when most groups of a kind had none."""
+        gathered = self.accelerator.gather(advantages.detach())
+        per_row = gathered.reshape(len(rows), -1).abs().amax(dim=1).tolist()
+        tasks = [row["task"] for row in rows]
+        counts = no_signal_groups(per_row, tasks, self.num_generations)
+        flat_total, total = (sum(column) for column in zip(*counts.values()))
+        self.signal_since_log.append({
+            "spark/no_signal_groups": flat_total / total,
+            **{f"spark/no_signal_groups/{kind}": flat / n for kind, (flat, n) in counts.items()},
+        })
+        if not self.accelerator.is_main_process:
+            return
+        for kind, (flat, n) in counts.items():
+            if self.signal_watch.should_warn(kind, flat / n, round_index):
+                verdicts = [s.verdict for s in scored if prompt_kind(s.task) == kind]
+                no_answer = sum(v.reason == "no-answer" for v in verdicts)
+                logger.warning(no_signal_warning(kind, flat, n, round_index, [v.score for v in verdicts], no_answer))
+
+    # -- point 5: where a round's time goes ------------------------------------------------
+    def _generate(self, prompts: list[Any]) -> Any:
+        with self._timed("generation"):
+            return super()._generate(prompts)
+
+    def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
+        with self._timed("scoring"):
+            return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+
+    def _timed(self, phase: str) -> contextlib.AbstractContextManager[None]:
+        # Evaluation generates and scores too, outside the optimizer steps the phases divide.
+        return self.clock.timed(phase) if self.model.training else contextlib.nullcontext()
 
     # -- point 4: text rows beside image rows ---------------------------------------------
     def _tokenize_prompts(self, prompts: list[Any]) -> tuple[Any, Any, Any]:
@@ -215,6 +353,13 @@ class SparkGRPOTrainer(GRPOTrainer):
         if images is not None:
             images = [found or [] for found in images]
         return prompt_ids, images, fields
+
+    def _generate_single_turn(self, prompt_ids: Any, images: Any, *args: Any, **kwargs: Any) -> Any:
+        # vLLM reads None as "no image" (and takes the first image of a non-empty list); the
+        # forward pass keeps the [] that _tokenize_prompts gave text-only rows.
+        if self.use_vllm and images is not None:
+            images = [found or None for found in images]
+        return super()._generate_single_turn(prompt_ids, images, *args, **kwargs)
 
     def _write_round_log(self, round_index: int, n_recycled: int, prompts: Sequence[Mapping[str, Any]]) -> None:
         """Per-process record of what each round trained on (lets users and tests compare ranks)."""
@@ -244,7 +389,7 @@ class SparkGRPOTrainer(GRPOTrainer):
         if checkpoint is not None:
             path = Path(checkpoint) / STATE_FILE
             if not path.exists():
-                raise FileNotFoundError(f"{path}: checkpoint has no sparkrl state; cannot resume a SPARK run from it")
+                raise ConfigError(f"{path}: checkpoint has no sparkrl state; cannot resume a SPARK run from it")
             self.round_state = RoundState.from_dict(json.loads(path.read_text()))
 
     # -- point 3: logs --------------------------------------------------------------------------
@@ -266,6 +411,9 @@ class SparkGRPOTrainer(GRPOTrainer):
             for key, value in self.last_recycling_stats.items():
                 if isinstance(value, int | float):
                     logs[f"spark/recycled_last_round/{key}"] = float(value)
+            logs.update(mean_per_key(self.signal_since_log))  # per round, as TRL's frac_reward_zero_std
+            self.signal_since_log = []
+            logs.update({f"spark/time/{phase}_s": seconds for phase, seconds in round_times(self.clock.take()).items()})
         super().log(logs, start_time)
 
 
@@ -287,6 +435,26 @@ class StopAfterPolicySteps(TrainerCallback):
         if round_done and self.trainer.round_state.policy_rounds >= self.trainer.spark.policy_steps:
             control.should_training_stop = True
         return control
+
+
+class StepTimes(TrainerCallback):
+    """Times whole optimizer steps (a round is generated inside the first step that needs it),
+    from the start of training on."""
+
+    def __init__(self, clock: PhaseClock) -> None:
+        self.clock = clock
+        self.started: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.clock.restart()
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.started is not None:
+            self.clock.add("steps", time.perf_counter() - self.started)
+            self.started = None
 
 
 class MetricsFile(TrainerCallback):

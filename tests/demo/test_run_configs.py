@@ -9,7 +9,8 @@ import pytest
 from sparkrl.config import load_config
 from sparkrl.demo.runs import run_specs, write_config
 from sparkrl.demo.workload import demo_grpo_settings
-from sparkrl.runs import optimizer_steps_per_round, validate_run
+from sparkrl.runs import validate_run
+from sparkrl.schedule import optimizer_steps_per_round
 
 
 @pytest.mark.parametrize("schedule", ["alternate", "mix"])

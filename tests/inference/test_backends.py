@@ -127,7 +127,9 @@ def test_hf_rejects_images_and_tokenizers_without_chat_template(tiny_model_and_t
 
 def test_hf_from_pretrained_loads_a_saved_folder(tiny_model_dir):
     backend = HFBackend.from_pretrained(str(tiny_model_dir), batch_size=2)
-    assert backend.describe() == {"backend": "hf", "model": str(tiny_model_dir)}
+    described = backend.describe()
+    assert {k: described[k] for k in ("backend", "model")} == {"backend": "hf", "model": str(tiny_model_dir)}
+    assert len(described["chat_template_sha256"]) == 16  # another template is another evaluation
     assert len(backend.generate([chat_messages("1+1?")], SamplingParams(max_new_tokens=3))[0]) == 1
 
 

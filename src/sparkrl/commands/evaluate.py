@@ -21,7 +21,10 @@ STRATEGY_NAMES = ("single", "reflection", "best_of_n", "majority", "weighted_maj
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=("reasoning", "pointwise", "pairwise"), help="what to evaluate")
-    parser.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
+    parser.add_argument(
+        "--model", required=True,
+        help="model folder or LoRA adapter folder (hf), model folder (vllm), or served model name (openai)",
+    )
     parser.add_argument(
         "--data", required=True, help="data file, or FORMAT:PATH with FORMAT gsm8k or gsm8k-solutions"
     )
@@ -31,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="test-time strategy; repeat for several (default: single)",
     )
     parser.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    parser.add_argument(
+        "--chat-template", metavar="FILE.jinja",
+        help="hf and vllm backends: chat template for a model without one (a base model)",
+    )
     parser.add_argument("--base-url", help="openai backend: server address, e.g. http://127.0.0.1:8000")
     parser.add_argument("--api-key-env", help="openai backend: environment variable that holds the API key")
     parser.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
@@ -77,7 +84,8 @@ def build_backend(args: argparse.Namespace):
 
     if args.backend == "hf":
         return backends.HFBackend.from_pretrained(
-            args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size
+            args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+            chat_template=args.chat_template,
         )
     if args.backend == "vllm":
         engine = backends.VLLMEngineConfig(
@@ -87,7 +95,7 @@ def build_backend(args: argparse.Namespace):
             dtype=args.dtype,
             seed=args.seed,
         )
-        return backends.VLLMBackend(args.model, engine)
+        return backends.VLLMBackend(args.model, engine, chat_template=args.chat_template)
     if not args.base_url:
         raise backends.BackendError("--backend openai needs --base-url")
     return backends.OpenAIBackend(

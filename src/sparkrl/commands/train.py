@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -28,16 +29,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CHECKPOINT",
         help="resume from the newest checkpoint of the run folder, or from the given checkpoint folder",
     )
-    parser.add_argument("--dry-run", action="store_true", help="validate the configuration, print it and exit")
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="check the configuration, every row of the data files and the tokenizer's chat template, "
+        "print the configuration and exit",
+    )
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="show the Python traceback of an error (also with SPARKRL_DEBUG=1); by default an error is one line",
+    )
+
+
+# Errors about the user's files and settings: one line on stderr, exit 2, no traceback.
+MAX_LISTED_ROWS = 20
+
+
+class BadRows(Exception):
+    """Every bad row of a data file, one line each."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from sparkrl.data import DatasetError
+    from sparkrl.errors import ConfigError, ImageError
+
+    return ConfigError, DatasetError, ImageError
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("SPARKRL_DEBUG", "") not in ("", "0")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparkrl.config import ConfigError, load_config
+    from sparkrl.config import load_config
+    from sparkrl.errors import ConfigError
 
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
-        print(f"sparkrl train: {exc}", file=sys.stderr)
+        if _debug(args):
+            raise
+        print(f"sparkrl train: {_one_line(exc)}", file=sys.stderr)
         return 2
     if args.dry_run:
         return dry_run(config, args.config)
@@ -45,29 +80,63 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         run_training(config, resume=args.resume)
-    except ConfigError as exc:
-        print(f"sparkrl train: {exc}", file=sys.stderr)
+    except _user_errors() as exc:
+        if _debug(args):
+            raise
+        print(f"sparkrl train: {_one_line(exc)}", file=sys.stderr)
         return 2
     print(f"sparkrl train: finished; model in {config.output_dir}/final, metrics in {config.output_dir}/metrics.jsonl")
     return 0
 
 
 def dry_run(config: RunConfig, path: str) -> int:
-    """Validate what can be checked without loading a model (TRL's GRPOConfig, the batch
-    arithmetic, the paths), then print the configuration."""
+    """Check what can be checked without loading model weights: TRL's GRPOConfig and the
+    batch arithmetic, the paths, every row of the data files (each bad row listed, up to
+    MAX_LISTED_ROWS), and the tokenizer's chat template; then print the configuration."""
     import yaml
 
-    from sparkrl.config import ConfigError
-    from sparkrl.runs import optimizer_steps_per_round, validate_run
+    from sparkrl.models import load_tokenizer
+    from sparkrl.runs import validate_run
+    from sparkrl.schedule import optimizer_steps_per_round
 
+    files = [(key, file) for key, file in (("data.train", config.data.train), ("data.eval", config.data.eval)) if file]
     try:
         grpo_args = validate_run(config)
-    except ConfigError as exc:
-        print(f"sparkrl train: {path}: {exc}", file=sys.stderr)
+        counts = {key: check_data(file, config) for key, file in files}
+        load_tokenizer(config.model.path, config.model.trust_remote_code, config.prompt.chat_template)
+    except BadRows as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except _user_errors() as exc:
+        print(f"sparkrl train: {path}: {_one_line(exc)}", file=sys.stderr)
         return 2
     print(yaml.safe_dump(config.to_dict(), sort_keys=False))
     print(
         f"# {optimizer_steps_per_round(grpo_args)} optimizer step(s) per round, at most {grpo_args.max_steps} "
         f"in all, with {grpo_args.world_size} process(es)"
     )
+    for key, (good, skipped) in counts.items():
+        note = f", {skipped} bad rows skipped (data.loader.skip_bad_rows)" if skipped else ""
+        print(f"# {key}: {good} rows{note}")
     return 0
+
+
+def check_data(file: str, config: RunConfig) -> tuple[int, int]:
+    """Read a whole data file; (good rows, skipped rows). Bad rows raise `BadRows`, listing them
+    (up to MAX_LISTED_ROWS), unless `data.loader.skip_bad_rows` skips them."""
+    from dataclasses import replace
+
+    from sparkrl.data import DataConfig, load_examples
+
+    loader = DataConfig(**config.data.loader)
+    loaded = load_examples(file, replace(loader, skip_bad_rows=True))
+    if loaded.skipped and not loader.skip_bad_rows:
+        lines = [f"sparkrl train: {bad}" for bad in loaded.skipped[:MAX_LISTED_ROWS]]
+        if len(loaded.skipped) > MAX_LISTED_ROWS:
+            lines.append(f"sparkrl train: ... and {len(loaded.skipped) - MAX_LISTED_ROWS} more bad rows")
+        lines.append(
+            f"sparkrl train: {file}: {len(loaded.skipped)} bad rows of {len(loaded.skipped) + len(loaded.examples)}; "
+            "fix them, or set data.loader.skip_bad_rows: true to train without them"
+        )
+        raise BadRows("\n".join(lines))
+    return len(loaded.examples), len(loaded.skipped)

@@ -24,8 +24,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from sparkrl.runs import optimizer_steps_per_round
-from sparkrl.schedule import round_budget
+from sparkrl.schedule import optimizer_steps_per_round, round_budget
 
 Progress = Callable[[str], None]
 

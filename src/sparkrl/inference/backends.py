@@ -172,24 +172,32 @@ class HFBackend:
 
     @classmethod
     def from_pretrained(
-        cls, path: str, *, device: str = "cpu", dtype: str = "auto", batch_size: int = 8
+        cls,
+        path: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        batch_size: int = 8,
+        chat_template: str | None = None,
     ) -> HFBackend:
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        """A model folder, a LoRA adapter folder (merged into its base) or a merged run's
+        `final/`, read from local files only; `chat_template` is a Jinja file for a model
+        without one."""
+        from sparkrl.errors import ConfigError
+        from sparkrl.models import load_model_and_tokenizer
 
-        from sparkrl.runs import is_vision_language, load_model_and_tokenizer
+        try:
+            model, processing = load_model_and_tokenizer(path, dtype, chat_template=chat_template)
+        except ConfigError as err:
+            raise BackendError(str(err)) from None
+        return cls(model.to(device), processing, batch_size=batch_size, name=path)
 
-        if is_vision_language(AutoConfig.from_pretrained(path, local_files_only=True)):
-            # The loader training uses: the right model class, and the processor with it.
-            model, processor = load_model_and_tokenizer(path, dtype)
-            return cls(model.to(device), processor, batch_size=batch_size, name=path)
-        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        return cls(model, tokenizer, batch_size=batch_size, name=path)
+    @property
+    def chat_template(self) -> str:
+        return (self.processor or self.tokenizer).chat_template
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "hf", "model": self.name}
+        return {"backend": "hf", "model": self.name, **_template_note(self.chat_template)}
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[list[Generation]]:
         requests = [self._render(m) for m in prompts]
@@ -335,7 +343,12 @@ class VLLMEngineConfig:
 class VLLMBackend:
     """Offline inference with `vllm.LLM`; vllm is imported only when this backend is built."""
 
-    def __init__(self, path: str, engine: VLLMEngineConfig | None = None) -> None:
+    def __init__(self, path: str, engine: VLLMEngineConfig | None = None, chat_template: str | None = None) -> None:
+        """`path`: a model folder (a LoRA run's merged `final/` works; an adapter folder alone
+        does not: vLLM loads full weights). `chat_template`: a Jinja file for a model without one."""
+        from sparkrl.errors import ConfigError
+        from sparkrl.models import is_adapter_folder, local_model_folder, read_chat_template
+
         self.engine = engine or VLLMEngineConfig()
         try:
             import vllm
@@ -344,12 +357,19 @@ class VLLMBackend:
                 "the vllm backend needs the `vllm` package, which is not installed here; "
                 "install it on a GPU machine (pip install 'sparkrl[vllm]') or use --backend hf"
             ) from err
+        try:
+            local_model_folder(path)  # never a hub name: vLLM would download it
+            self.chat_template = read_chat_template(chat_template) if chat_template else None
+        except ConfigError as err:
+            raise BackendError(str(err)) from None
+        if is_adapter_folder(path):
+            raise BackendError(f"{path}: a LoRA adapter folder; give vLLM the merged model (a run's final/)")
         self._vllm = vllm
         self.name = path
         self.llm = vllm.LLM(model=path, **self.engine.llm_kwargs())
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "vllm", "model": self.name}
+        return {"backend": "vllm", "model": self.name, **_template_note(self.chat_template)}
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[list[Generation]]:
         sampling = self._vllm.SamplingParams(
@@ -360,8 +380,17 @@ class VLLMBackend:
             seed=params.seed,
             logprobs=params.top_logprobs or None,
         )
-        outputs = self.llm.chat(list(prompts), sampling, use_tqdm=False)
+        template = {"chat_template": self.chat_template} if self.chat_template else {}
+        outputs = self.llm.chat(list(prompts), sampling, use_tqdm=False, **template)
         return [[vllm_generation(c) for c in request.outputs] for request in outputs]
+
+
+def _template_note(template: str | None) -> dict[str, str]:
+    """The chat template's fingerprint, so that a resumed evaluation with another template is
+    told apart (its prompts differ)."""
+    import hashlib
+
+    return {"chat_template_sha256": hashlib.sha256(template.encode()).hexdigest()[:16]} if template else {}
 
 
 def vllm_generation(completion: Any) -> Generation:

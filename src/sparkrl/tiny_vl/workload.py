@@ -72,7 +72,7 @@ class ImageWorkload:
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
         import torch
 
-        from sparkrl.runs import freeze_parameters
+        from sparkrl.models import freeze_parameters
         from sparkrl.tiny.model import parameter_count
         from sparkrl.tiny.warmstart import WarmStartConfig, WarmStartData
         from sparkrl.tiny_vl.model import TinyVLSize, build_tiny_vl_model, build_vl_processor
