@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -189,17 +190,20 @@ def _base_model_folder(real_model: Path, folder: Path) -> Path:
     return folder
 
 
-def _eval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sparkrl", "eval", *args, "--no-progress"],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-    )
+def _eval(capsys, *args: str) -> SimpleNamespace:
+    """`sparkrl eval ...` in this process (a new interpreter would pay for its imports again)."""
+    from sparkrl.cli import main
+
+    capsys.readouterr()
+    code = main(["eval", *args, "--no-progress"])
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
-def test_a_base_model_needs_a_chat_template_and_takes_one_from_a_file(real_model, tmp_path, gsm8k_test):
+def test_a_base_model_needs_a_chat_template_and_takes_one_from_a_file(real_model, tmp_path, gsm8k_test, capsys):
     base = _base_model_folder(real_model, tmp_path / "base")
     common = ["reasoning", "--model", str(base), "--data", f"gsm8k:{gsm8k_test}", "--limit", "1", "--max-new-tokens", "4"]
-    refused = _eval(*common, "--out", str(tmp_path / "refused"))
+    refused = _eval(capsys, *common, "--out", str(tmp_path / "refused"))
     assert refused.returncode == 2
     assert refused.stderr.strip().count("\n") == 0 and "--chat-template" in refused.stderr
     template = tmp_path / "chat.jinja"
@@ -207,30 +211,35 @@ def test_a_base_model_needs_a_chat_template_and_takes_one_from_a_file(real_model
         "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}assistant: {% endif %}"
     )
-    taken = _eval(*common, "--out", str(tmp_path / "taken"), "--chat-template", str(template))
+    taken = _eval(capsys, *common, "--out", str(tmp_path / "taken"), "--chat-template", str(template))
     assert taken.returncode == 0, taken.stderr[-2000:]
 
 
-def test_eval_runs_every_strategy_and_pairwise_judging_on_real_gsm8k(lora_run, real_model, tmp_path, gsm8k_test, gsm8k_solutions):
+def test_eval_runs_every_strategy_and_pairwise_judging_on_real_gsm8k(
+    lora_run, real_model, tmp_path, gsm8k_test, gsm8k_solutions, capsys
+):
     # The run's adapter folder is accepted as a model (its base read from the adapter config).
     adapter = lora_run["folder"] / "final" / "adapter"
     out = tmp_path / "reasoning"
     result = _eval(
-        "reasoning", "--model", str(adapter), "--data", f"gsm8k:{gsm8k_test}", "--out", str(out),
-        "--limit", "2", "--max-new-tokens", "32", "--judge-max-new-tokens", "8", "--n", "2",
+        capsys, "reasoning", "--model", str(adapter), "--data", f"gsm8k:{gsm8k_test}", "--out", str(out),
+        "--limit", "1", "--max-new-tokens", "16", "--judge-max-new-tokens", "4", "--n", "2",
         "--temperature", "1.0", "--strategy", "single", "--strategy", "reflection", "--strategy", "best_of_n",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["strategies"]) == {"single", "reflection", "best_of_n"}
-    assert all(s["n"] == 2 and 0.0 <= s["accuracy"] <= 1.0 for s in summary["strategies"].values())
+    assert all(s["n"] == 1 and 0.0 <= s["accuracy"] <= 1.0 for s in summary["strategies"].values())
     pairwise = _eval(
-        "pairwise", "--model", str(real_model), "--data", f"gsm8k-solutions:{gsm8k_solutions}",
-        "--out", str(tmp_path / "pairwise"), "--limit", "2", "--judge-max-new-tokens", "8",
+        capsys, "pairwise", "--model", str(real_model), "--data", f"gsm8k-solutions:{gsm8k_solutions}",
+        "--out", str(tmp_path / "pairwise"), "--limit", "1", "--judge-max-new-tokens", "4",
     )
     assert pairwise.returncode == 0, pairwise.stderr[-3000:]
     judged = json.loads((tmp_path / "pairwise" / "summary.json").read_text())
-    assert all(s["n"] == 2 for s in judged["strategies"].values())
+    assert 0.0 <= judged["strategies"]["single"]["accuracy"] <= 1.0
+    # one GSM8K solution pair, judged in both orders
+    records = [json.loads(line) for line in (tmp_path / "pairwise" / "single.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and len(records[0]["probes"]) == 2
 
 
 def test_the_readmes_lora_example_config_checks_out(real_model):
