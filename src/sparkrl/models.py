@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,16 +159,14 @@ def lora_config(section: LoraSection) -> Any:
     """PEFT's LoraConfig for a causal language model from the `model.lora` section."""
     from peft import LoraConfig, TaskType
 
-    options = asdict(section)
-    target = options.pop("target_modules")
+    target = section.target_modules
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM,
-        r=options.pop("r"),
-        lora_alpha=options.pop("alpha"),
-        lora_dropout=options.pop("dropout"),
+        r=section.r,
+        lora_alpha=section.alpha,
+        lora_dropout=section.dropout,
         target_modules=target if isinstance(target, str) else list(target),
-        modules_to_save=list(options.pop("modules_to_save")) or None,
-        **options,
+        modules_to_save=list(section.modules_to_save) or None,
     )
 
 
