@@ -111,3 +111,32 @@ def test_bad_extra_rewards_name_the_entry_and_key(entry, message):
 def test_reward_weights_are_set_by_sparkrl():
     with pytest.raises(ConfigError, match=r"grpo\.reward_weights is set by sparkrl.*rewards\.extra"):
         config_from_mapping({**BASE, "grpo": {"reward_weights": [1.0, 0.5]}})
+
+
+def test_self_reward_is_a_typed_section_and_unlabeled_data_needs_it():
+    config = config_from_mapping(apply_overrides(BASE, ["spark.self_reward={mode: pairwise, max_pairs: 4}"]))
+    assert (config.spark.self_reward.mode, config.spark.self_reward.max_pairs) == ("pairwise", 4)
+    assert config.spark.self_reward.show == "answer" and config.spark.unlabeled_share == 0.5
+    assert config_from_mapping(BASE).spark.self_reward is None
+    # self-judged rewards without unlabeled rows are fine: the judge is then only monitored
+    config_from_mapping(apply_overrides(BASE, ["spark.self_reward={}"]))
+    with pytest.raises(ConfigError, match=r"data\.unlabeled 'u\.jsonl' has no answers.*spark\.self_reward"):
+        config_from_mapping(apply_overrides(BASE, ["data.unlabeled=u.jsonl"]))
+    config_from_mapping(apply_overrides(BASE, ["data.unlabeled=u.jsonl", "spark.self_reward={mode: majority}"]))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("spark.self_reward={mode: vote}", r"spark\.self_reward\.mode: expected one of"),
+        ("spark.self_reward={samples: 0}", r"spark\.self_reward: samples must be at least 1"),
+        ("spark.self_reward={min_agreement: 2}", r"spark\.self_reward: min_agreement must be in \[0, 1\]"),
+        ("spark.self_reward={judge: me}", r"spark\.self_reward: unknown key\(s\) \['judge'\]"),
+        ("spark.self_reward=pointwise", r"spark\.self_reward: expected a mapping"),
+        ("spark.unlabeled_share=1.5", r"spark\.unlabeled_share must be in \[0, 1\]"),
+        ("rewards.verifiers={open: m:f}", r"rewards\.verifiers\.open: 'open' is the task of unlabeled rows"),
+    ],
+)
+def test_bad_self_reward_settings_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(apply_overrides(BASE, [override]))

@@ -456,3 +456,26 @@ def test_read_examples_jsonl_rejects_wrong_types(tmp_path):
     assert (caught.value.row, caught.value.field) == (2, "question")
     path.write_text("", encoding="utf-8")
     assert read_examples_jsonl(path) == []
+
+
+def test_rows_without_answers_are_open_rows_only_where_labels_are_optional(tmp_path):
+    rows = [ROWS[0], {"question": "Write a poem."}, {"question": "Q?", "answer": "7", "task": "open"},
+            {"question": "Say hi.", "answer": ""}]
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    loaded = load_examples(path, labels="optional").examples
+    assert [(e.task, e.answer) for e in loaded] == [("policy", "5"), ("open", ""), ("open", ""), ("open", "")]
+    # without self-judged rewards a missing answer is a bad row naming file, line and field, and the way out
+    error = load_error(path)
+    assert (error.row, error.field) == (2, "answer") and "spark.self_reward" in error.reason
+    assert str(error).startswith(f"{path}, line 2, field 'answer': missing answer")
+    open_row = write_jsonl(tmp_path / "open.jsonl", [ROWS[0], rows[2]])
+    error = load_error(open_row)
+    assert (error.row, error.field) == (2, "task") and "spark.self_reward" in error.reason
+    # a row of another task still needs its answer; a file of unlabeled prompts has no answers at all
+    other = write_jsonl(tmp_path / "other.jsonl", [{"question": "q", "task": "trivia"}])
+    with pytest.raises(DatasetError, match="missing answer"):
+        load_examples(other, labels="optional")
+    ignored = load_examples(write_jsonl(tmp_path / "u.jsonl", ROWS), labels="ignored").examples
+    assert [(e.task, e.answer) for e in ignored] == [("open", ""), ("open", "")]
+    with pytest.raises(ValueError, match="labels"):
+        load_examples(path, labels="maybe")

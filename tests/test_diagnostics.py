@@ -44,6 +44,10 @@ def test_round_times_split_the_steps_into_their_phases():
                      "interval": 10.0}
     assert sum(v for k, v in times.items() if k != "interval") <= times["interval"]
     assert all(v == 0.0 for v in round_times({}).values())
+    # self-judged scoring runs inside scoring: its own phase, taken out of scoring's
+    judged = round_times({**spent, "self_reward": 0.75})
+    assert judged["self_reward"] == 0.75 and judged["scoring"] == 0.25 and judged["preparation"] == 1.0
+    assert "self_reward" not in times
 
 
 def test_groups_without_signal_are_counted_per_kind():

@@ -103,3 +103,30 @@ def test_extra_rewards_are_named_for_trl_logs_one_name_per_function():
     assert get_callable_name(RewardRouter()) == "spark_reward"
     with pytest.raises(ValueError, match="reward function 'sparkrl.shaping:nothing'"):
         extra_rewards([("sparkrl.shaping:nothing", None)])
+
+
+def test_open_rows_go_to_the_self_judging_hook_with_the_verified_rows_beside_them():
+    from sparkrl.rewards import SelfJudgedScore
+
+    router = RewardRouter(timeout_s=2.0)
+    with pytest.raises(ValueError, match="spark.self_reward"):
+        _call(router, ["\\boxed{1}"], [""], ["open"])
+    seen = []
+
+    def hook(call):
+        seen.append(call)
+        return [SelfJudgedScore(0.25 * (i + 1), None, "self-judged-pointwise") for i in range(call.tasks.count("open"))]
+
+    router.self_judge = hook
+    scores, logged = _call(router, ["\\boxed{4}", "a", "b", "\\boxed{5}"], ["4", "", "", "4"],
+                           ["policy", "open", "open", "policy"], example=["e1", "e2", "e2", "e1"],
+                           completion_ids=[[1], [2, 3], [4], [5, 6, 7]])
+    assert scores == [1.0, 0.25, 0.5, 0.0]
+    (call,) = seen
+    assert call.examples == ("e1", "e2", "e2", "e1") and call.completion_tokens == (1, 2, 1, 3)
+    assert [v is None for v in call.verdicts] == [False, True, True, False] and call.verdicts[0].score == 1.0
+    assert logged["spark/open_reward"] == [0.25, 0.5] and logged["spark/policy_reward"] == [1.0, 0.0]
+    assert sum(logged["spark/share_open"]) == 2.0
+    router.self_judge = lambda call: []
+    with pytest.raises(RuntimeError, match="scored 0 of 2 open rows"):
+        _call(router, ["a", "b"], ["", ""], ["open", "open"])

@@ -86,3 +86,21 @@ def test_state_round_trips_through_dict():
 
 def test_round_budget_leaves_room_for_a_recycled_round_after_each_policy_round_only_in_alternate():
     assert [round_budget(schedule, 40) for schedule in ("alternate", "mix", "off")] == [80, 40, 40]
+
+
+def test_unlabeled_prompts_take_their_share_of_dataset_slots_and_defer_the_labelled_ones():
+    from sparkrl.schedule import unlabeled_indices, unlabeled_slots
+
+    assert [unlabeled_slots(slots, 0.5) for slots in (0, 1, 2, 3, 8)] == [0, 1, 1, 2, 4]  # half rounds up
+    assert unlabeled_slots(4, 0.0) == 0 and unlabeled_slots(4, 1.0) == 4
+    # each pass over the file is a fresh seeded order: every row once per pass, identical on every call
+    first = unlabeled_indices(0, 10, 5, seed=7)
+    assert sorted(first[:5]) == sorted(first[5:]) == list(range(5)) and first[:5] != first[5:]
+    assert unlabeled_indices(3, 4, 5, seed=7) == first[3:7]  # resuming from a count continues the same stream
+    state = RoundState()
+    recycled, dataset = fill_round(state, RoundPlan(recycled=0, dataset=4), [{"id": i} for i in range(4)], unlabeled=3)
+    assert recycled == [] and dataset == [{"id": 0}] and [row["id"] for row in state.deferred] == [1, 2, 3]
+    assert state.unlabeled_taken == 3 and state.policy_rounds == 1
+    assert RoundState.from_dict(state.to_dict()).unlabeled_taken == 3
+    with pytest.raises(ValueError, match="do not fit"):
+        fill_round(state, RoundPlan(recycled=0, dataset=2), [{"id": 9}] * 2, unlabeled=3)

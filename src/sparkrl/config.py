@@ -22,8 +22,9 @@ from typing import Any, Literal
 import yaml
 
 from sparkrl.errors import ConfigError
-from sparkrl.rows import RECYCLED_TASKS, TASK_POLICY
+from sparkrl.rows import RECYCLED_TASKS, TASK_OPEN, TASK_POLICY
 from sparkrl.schedule import SCHEDULES
+from sparkrl.self_reward import SelfRewardConfig
 
 # Our wording of the answer-format instruction appended to policy prompts.
 DEFAULT_PROMPT_SUFFIX = "Think it through step by step, then state the final answer inside \\boxed{}."
@@ -113,6 +114,9 @@ class ModelConfig:
 class DataSection:
     train: str = ""  # JSONL, JSON, Parquet file or saved dataset folder
     eval: str | None = None
+    # Prompts without answers, trained with self-judged rewards (spark.self_reward) in a share
+    # of each round's dataset slots (spark.unlabeled_share); any answers in it are dropped.
+    unlabeled: str | None = None
     loader: dict[str, Any] = field(default_factory=dict)  # fields of sparkrl.data.DataConfig
 
     def __post_init__(self) -> None:
@@ -137,8 +141,13 @@ class SparkConfig:
     recycle_recycled: bool = False  # also recycle rollouts of recycled items (authors: no)
     pool_capacity: int | None = None  # most recycled items kept waiting; oldest dropped beyond
     recycling: dict[str, Any] = field(default_factory=dict)  # fields of sparkrl.recycling.RecyclingConfig
+    # Rewards for unlabeled rows from the model's own judgement (None: every row needs an answer).
+    self_reward: SelfRewardConfig | None = None
+    unlabeled_share: float = 0.5  # share of each round's dataset slots given to data.unlabeled prompts
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.unlabeled_share <= 1.0:
+            raise ConfigError(f"spark.unlabeled_share must be in [0, 1], got {self.unlabeled_share}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"spark.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0.0 < self.mix_share < 1.0:
@@ -178,7 +187,10 @@ class RewardConfig:
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ConfigError(f"rewards.timeout_s must be positive, got {self.timeout_s}")
-        known = sorted({TASK_POLICY, *RECYCLED_TASKS, *self.verifiers})
+        if TASK_OPEN in self.verifiers:
+            raise ConfigError(f"rewards.verifiers.{TASK_OPEN}: '{TASK_OPEN}' is the task of unlabeled rows, "
+                              "rewarded by spark.self_reward; name your task otherwise")
+        known = sorted({TASK_POLICY, TASK_OPEN, *RECYCLED_TASKS, *self.verifiers})
         for index, entry in enumerate(self.extra):
             unknown = [task for task in entry.tasks or () if task not in known]
             if unknown:
@@ -313,6 +325,11 @@ def validate_sections(config: RunConfig, where: str) -> None:
             "and each reward function under rewards.extra has its own `weight`"
         )
     validate_extra_rewards(config, where)
+    if config.data.unlabeled and config.spark.self_reward is None:
+        raise ConfigError(
+            f"{where}: data.unlabeled {config.data.unlabeled!r} has no answers to verify; set spark.self_reward "
+            "(e.g. spark.self_reward={mode: pointwise}) to train its prompts with self-judged rewards"
+        )
 
 
 def validate_extra_rewards(config: RunConfig, where: str) -> None:

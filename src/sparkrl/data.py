@@ -12,6 +12,12 @@ JSON Lines (so an editor jumps straight to it) and by the 0-based index for the 
 formats; messages say which ("line 7" or "row index 6"). With `skip_bad_rows` the bad rows
 are collected next to the examples instead of raised.
 
+Rows without an answer, or with task `open`, are unlabeled prompts for self-judged rewards
+(sparkrl.self_reward). Only `load_examples(..., labels="optional")` accepts them (training
+does when `spark.self_reward` is set), as `open` examples with an empty answer; elsewhere they
+are bad rows, so a forgotten answer never trains silently. `labels="ignored"` reads a file of
+unlabeled prompts (`data.unlabeled`): every row is `open`, whatever its answer says.
+
 Choices of ours, not the paper's: image paths are made absolute and checked at load time
 (the authors' code fails mid-run on a missing image); GSM8K final answers lose their
 thousands separators ("1,600" -> "1600") so that every verifier reads them as numbers;
@@ -29,10 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparkrl.rows import TASK_POLICY, Example
+from sparkrl.rows import TASK_OPEN, TASK_POLICY, Example
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".parquet")
 ANSWER_FORMATS = ("raw", "gsm8k")
+LABELS_REQUIRED, LABELS_OPTIONAL, LABELS_IGNORED = "required", "optional", "ignored"
+LABEL_RULES = (LABELS_REQUIRED, LABELS_OPTIONAL, LABELS_IGNORED)
 ROW_LINE = "line"
 ROW_INDEX = "index"
 
@@ -42,6 +50,7 @@ _BATCH_ROWS = 1024
 _GSM8K_MARKER = "####"
 _GROUPED_NUMBER = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _FILE_URI = "file://"
+_SELF_REWARD_HINT = "are trained with self-judged rewards only when spark.self_reward is set"
 
 
 @dataclass(frozen=True)
@@ -168,15 +177,23 @@ class _RowProblem(Exception):
         self.reason = reason
 
 
-def load_examples(path: str | os.PathLike[str], config: DataConfig | None = None) -> LoadedDataset:
+def load_examples(
+    path: str | os.PathLike[str], config: DataConfig | None = None, *, labels: str = LABELS_REQUIRED
+) -> LoadedDataset:
     """Read a dataset file or saved dataset folder into examples, in file order.
 
+    labels: "required": every row needs an answer, and task `open` is a bad row; "optional":
+        rows without an answer (or with task `open`) become `open` examples with an empty
+        answer (a row of another task still needs its answer); "ignored": every row is an
+        `open` example, its answer and task fields unread (a file of unlabeled prompts).
     Raises DatasetError for a missing, empty or unreadable input, for the first bad row
     (unless config.skip_bad_rows), and when every row is bad.
     """
     config = config or DataConfig()
+    if labels not in LABEL_RULES:
+        raise ValueError(f"labels must be one of {LABEL_RULES}, got {labels!r}")
     source = Path(path)
-    rows, row_kind = _open_rows(source, config)
+    rows, row_kind = open_rows(source, config)
     data_dir = source if source.is_dir() else source.parent
     image_dir = Path(config.image_root or data_dir).absolute()
     examples: list[Example] = []
@@ -184,7 +201,7 @@ def load_examples(path: str | os.PathLike[str], config: DataConfig | None = None
     for row, record in rows:
         provenance = {"file": str(source), "row": row}
         try:
-            examples.append(_to_example(record, config, image_dir, provenance))
+            examples.append(_to_example(record, config, image_dir, provenance, labels))
         except _RowProblem as problem:
             bad = BadRow(str(source), row, problem.field, problem.reason, row_kind)
             if not config.skip_bad_rows:
@@ -258,11 +275,12 @@ def _type_name(value: Any) -> str:
 
 # ---------------------------------------------------------------- reading rows from files
 
-def _open_rows(source: Path, config: DataConfig) -> tuple[Iterator[tuple[int, Any]], str]:
-    """The (row number, record) pairs of a dataset and how rows are numbered.
+def open_rows(source: Path, config: DataConfig) -> tuple[Iterator[tuple[int, Any]], str]:
+    """The (row number, record) pairs of a dataset and how rows are numbered (ROW_LINE or
+    ROW_INDEX); `sparkrl.benchmark_formats` reads the published benchmark files through it.
 
-    Whole-file problems raise here, before any row is read; a record may be a _RowProblem
-    when one line of a JSON Lines file cannot be parsed.
+    Whole-file problems raise DatasetError here, before any row is read; a record is an
+    exception with a `reason` (not a mapping) when one line of a JSON Lines file cannot be parsed.
     """
     if source.is_dir():
         return _saved_dataset_records(source, config.split), ROW_INDEX
@@ -376,7 +394,7 @@ def _batched_records(batches: Iterable[Any]) -> Iterator[tuple[int, Any]]:
 # ---------------------------------------------------------------- one record -> one Example
 
 def _to_example(
-    record: Any, config: DataConfig, image_dir: Path, provenance: Mapping[str, Any]
+    record: Any, config: DataConfig, image_dir: Path, provenance: Mapping[str, Any], labels: str = "required"
 ) -> Example:
     if isinstance(record, _RowProblem):
         raise record
@@ -385,8 +403,15 @@ def _to_example(
     question, images, system = _read_question(record, config, image_dir)
     images += _read_images(record.get(config.images_field), config.images_field,
                            image_dir, config.check_images)
-    answer = _read_answer(record, config)
-    task = _optional_text(record, config.task_field) or config.default_task
+    if labels == LABELS_IGNORED:
+        task = TASK_OPEN
+    else:
+        task = _optional_text(record, config.task_field) or config.default_task
+    if task == TASK_OPEN and labels == LABELS_REQUIRED:
+        raise _RowProblem(config.task_field, f"task '{TASK_OPEN}' rows {_SELF_REWARD_HINT}")
+    optional = labels == LABELS_OPTIONAL and task == TASK_POLICY
+    answer = "" if task == TASK_OPEN else _read_answer(record, config, optional)
+    task = task if answer else TASK_OPEN
     system = system or _optional_text(record, config.system_field)
     return Example(
         question=question,
@@ -520,15 +545,20 @@ def _resolve_image(
     return str(path)
 
 
-def _read_answer(record: Mapping[str, Any], config: DataConfig) -> str:
+def _read_answer(record: Mapping[str, Any], config: DataConfig, optional: bool = False) -> str:
+    """The row's answer; "" for a missing or empty one when `optional` (an unlabeled row)."""
     field = config.answer_field
     value = record.get(field)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise _RowProblem(field, "missing answer")
+        if optional:
+            return ""
+        raise _RowProblem(field, f"missing answer (rows without one {_SELF_REWARD_HINT})")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise _RowProblem(field, f"expected text or a number, got {_type_name(value)}")
     answer = str(value).strip()
     if not answer:
+        if optional:
+            return ""
         raise _RowProblem(field, "empty answer")
     if config.answer_format == "gsm8k":
         final = gsm8k_final_answer(answer)

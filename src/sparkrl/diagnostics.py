@@ -2,8 +2,9 @@
 carried any learning signal.
 
 Time: `PhaseClock` adds up the seconds spent in each phase of training (generation, scoring,
-the rest of TRL's round preparation, sparkrl's recycling, optimizer steps) between two log
-lines, beside the wall time between them, so the phases' shares are read off directly.
+self-judged scoring, the rest of TRL's round preparation, sparkrl's recycling, optimizer
+steps) between two log lines, beside the wall time between them, so the phases' shares are
+read off directly.
 
 Signal: GRPO learns from the differences between the rewards of a group. A group whose
 rollouts all scored alike has advantages of zero and moves nothing; when every group of a round
@@ -22,12 +23,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sparkrl.rows import TASK_POLICY
+from sparkrl.rows import TASK_OPEN, TASK_POLICY
 
 # |advantage| below this counts as zero: TRL divides r - mean by (std + 1e-4), so all-equal
 # rewards leave float noise around 1e-12, and real differences stay far above.
 ZERO_ADVANTAGE = 1e-6
-KIND_POLICY, KIND_RECYCLED = "policy", "recycled"
+KIND_POLICY, KIND_RECYCLED, KIND_OPEN = "policy", "recycled", "open"
 
 
 class PhaseClock:
@@ -62,7 +63,10 @@ class PhaseClock:
 
 
 def prompt_kind(task: str) -> str:
-    """"policy" for dataset prompts, "recycled" for judge and reflection items."""
+    """"policy" for dataset prompts, "open" for unlabeled ones (self-judged rewards),
+    "recycled" for judge and reflection items."""
+    if task == TASK_OPEN:
+        return KIND_OPEN
     return KIND_POLICY if task == TASK_POLICY else KIND_RECYCLED
 
 
@@ -132,7 +136,11 @@ def no_signal_warning(
     mean = sum(rewards) / len(rewards)
     facts = f" Mean reward {mean:.3f} over {len(rewards)} rollouts; {no_answer} had no extractable answer."
     all_same = max(rewards) <= min(rewards)
-    if kind == KIND_RECYCLED and all_same and mean <= 0:
+    if kind == KIND_OPEN:
+        hint = (" Hint: the self-judged rewards of these unlabeled groups do not differ: they are 0 while the "
+                "spark.self_reward.min_agreement gate is shut (see spark/self_reward_active), or the judge scores "
+                "a group's rollouts alike (see spark/self_reward_agreement).")
+    elif kind == KIND_RECYCLED and all_same and mean <= 0:
         hint = (" Hint: every recycled rollout failed; judge and reflection items are built from the policy's "
                 "rollouts (a reflection item asks the policy's question again), so they inherit a task that is "
                 "too hard.")
@@ -157,16 +165,22 @@ def no_signal_warning(
 
 def round_times(spent: Mapping[str, float]) -> dict[str, float]:
     """The logged phases from what the trainer's clock measured ("generation", "scoring",
-    "trl_round": all of TRL's round preparation, "recycling": sparkrl's round work, "steps":
-    whole optimizer steps, "interval"). A round is prepared inside the optimizer step that
-    needs it, so the optimizer's own time is the steps' time less the round work they held."""
+    "self_reward": self-judged scoring, which runs inside scoring, "trl_round": all of TRL's
+    round preparation, "recycling": sparkrl's round work, "steps": whole optimizer steps,
+    "interval"). A round is prepared inside the optimizer step that needs it, so the
+    optimizer's own time is the steps' time less the round work they held. "self_reward" is
+    reported only when it was measured (runs with spark.self_reward)."""
     generation, scoring = spent.get("generation", 0.0), spent.get("scoring", 0.0)
     trl_round, recycling = spent.get("trl_round", 0.0), spent.get("recycling", 0.0)
-    return {
+    self_reward = spent.get("self_reward", 0.0)
+    times = {
         "generation": generation,
-        "scoring": scoring,
+        "scoring": max(0.0, scoring - self_reward),
         "preparation": max(0.0, trl_round - generation - scoring),
         "recycling": recycling,
         "optimizer": max(0.0, spent.get("steps", 0.0) - trl_round - recycling),
         "interval": spent.get("interval", 0.0),
     }
+    if "self_reward" in spent:
+        times["self_reward"] = self_reward
+    return times

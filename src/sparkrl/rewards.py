@@ -10,6 +10,11 @@ It also reports per-task metrics through TRL's `log_metric` hook, one value per 
 TRL's cross-process averaging yields exact global means, and it keeps the verdicts of the last
 call so the trainer can recycle the rollouts without verifying them twice.
 
+Rows of task `open` (dataset prompts without an answer) have nothing to verify: the router
+hands them, with the round's verified rows, to one self-judging hook (`self_judge`; the
+trainer's `sparkrl.live_judge.SelfRewardHook`), which scores the whole call at once, since
+pairwise and majority rewards compare the rollouts of a group and judging is batched.
+
 Extra reward functions (`rewards.extra`: a format reward, a length penalty) are further TRL
 reward functions beside the router, each wrapped in an `ExtraReward` that limits it to some
 tasks. TRL adds their weighted values to the router's reward for the advantage; the recycling
@@ -23,7 +28,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLECTION
+from sparkrl.rows import TASK_OPEN, TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLECTION
 from sparkrl.verification import Verdict, verify_label, verify_math
 
 # A verifier scores one completion against the row's ground truth; `row` holds all columns.
@@ -40,6 +45,7 @@ METRIC_NAMES = {
     TASK_POINTWISE: "spark/pointwise_accuracy",
     TASK_PAIRWISE: "spark/pairwise_accuracy",
     TASK_REFLECTION: "spark/reflection_success",
+    TASK_OPEN: "spark/open_reward",  # the reward unlabeled rows got (0 while the min_agreement gate is shut)
 }
 
 
@@ -73,12 +79,46 @@ def import_function(path: str, kind: str = "verifier") -> Callable[..., Any]:
 
 
 @dataclass(frozen=True)
+class SelfJudgedScore:
+    """The reward of an unlabeled (`open`) rollout: a score in [0, 1] from the model's own
+    judgement, which is no verdict of correctness (a `Verdict` is 0 or 1)."""
+
+    score: float
+    extracted: str | None  # the rollout's final answer, if any
+    reason: str  # "self-judged-<mode>", "no-answer", or "self-reward-inactive" (gate shut: 0)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"a self-judged score must be in [0, 1], got {self.score!r}")
+
+
+@dataclass(frozen=True)
 class ScoredRow:
-    """What the router saw and decided for one completion."""
+    """What the router saw and decided for one completion (a self-judged score for `open` rows)."""
 
     task: str
     completion: str
-    verdict: Verdict
+    verdict: Verdict | SelfJudgedScore
+
+
+@dataclass(frozen=True)
+class RouterCall:
+    """What the self-judging hook sees of one router call: every row, in TRL's order.
+
+    examples: each row's `example` column (the JSON of its `Example`: question, images, and,
+        by equality, which rows form a group); verdicts: the verifiers' verdicts, None for
+        `open` rows; completion_tokens: tokens of each completion (TRL's `completion_ids`).
+    """
+
+    tasks: tuple[str, ...]
+    completions: tuple[str, ...]
+    examples: tuple[str, ...]
+    verdicts: tuple[Verdict | None, ...]
+    completion_tokens: tuple[int, ...]
+
+
+# Scores the `open` rows of a call: one score per open row, in order.
+SelfJudging = Callable[[RouterCall], Sequence[SelfJudgedScore]]
 
 
 def completion_text(completion: Any) -> str:
@@ -115,6 +155,7 @@ class RewardRouter:
         for task, verifier in (extra or {}).items():
             self.register(task, verifier)
         self.last_rows: list[ScoredRow] = []
+        self.self_judge: SelfJudging | None = None
 
     def register(self, task: str, verifier: Verifier | str) -> None:
         """Add or replace the verifier for `task` (a callable or a 'module:function' path)."""
@@ -143,11 +184,23 @@ class RewardRouter:
         **columns: Any,
     ) -> list[float]:
         tasks = list(task) if task is not None else [TASK_POLICY] * len(completions)
-        rows = []
-        for i, (completion, gold, name) in enumerate(zip(completions, answer, tasks, strict=True)):
+        texts = [completion_text(completion) for completion in completions]
+        verdicts: list[Verdict | SelfJudgedScore | None] = []
+        for i, (text, gold, name) in enumerate(zip(texts, answer, tasks, strict=True)):
             row = {key: values[i] for key, values in columns.items() if isinstance(values, list)}
-            text = completion_text(completion)
-            rows.append(ScoredRow(name, text, self.score(name, text, gold, row)))
+            verdicts.append(None if name == TASK_OPEN else self.score(name, text, gold, row))
+        if self.self_judge is not None:
+            token_ids = columns.get("completion_ids") or [()] * len(texts)
+            call = RouterCall(tuple(tasks), tuple(texts), tuple(columns.get("example") or [""] * len(texts)),
+                              tuple(verdicts), tuple(len(ids) for ids in token_ids))
+            judged = list(self.self_judge(call))
+            if len(judged) != verdicts.count(None):
+                raise RuntimeError(f"the self-judging hook scored {len(judged)} of {verdicts.count(None)} open rows")
+            filled = iter(judged)
+            verdicts = [next(filled) if v is None else v for v in verdicts]
+        elif TASK_OPEN in tasks:
+            raise ValueError(f"rows of task {TASK_OPEN!r} (no answer) need a self-judged reward: set spark.self_reward")
+        rows = [ScoredRow(name, text, v) for name, text, v in zip(tasks, texts, verdicts, strict=True) if v is not None]
         self.last_rows = rows
         if log_metric is not None:
             self._log_row_metrics(rows, answer, log_metric)
@@ -161,7 +214,7 @@ class RewardRouter:
         # known task on every row, so their denominators are the whole batch.
         for scored, gold in zip(rows, answers, strict=True):
             log_metric(METRIC_NAMES.get(scored.task, f"spark/{scored.task}_reward"), scored.verdict.score)
-            for name in self.verifiers:
+            for name in [*self.verifiers, *([TASK_OPEN] if self.self_judge is not None else [])]:
                 log_metric(f"spark/share_{name}", float(scored.task == name))
             if scored.task == TASK_POINTWISE:
                 log_metric("spark/pointwise_label_positive", float(gold.strip() in ("Yes", "A")))

@@ -3,7 +3,9 @@
 A dataset row and a recycled judge or reflection item are both an `Example`: the text the
 model is asked (without any answer-format suffix), the ground truth the verifier compares
 against (a label such as `Yes` or `A` for judge items), the images the question refers to,
-the task name that routes the row to its verifier, and provenance.
+the task name that routes the row to its verifier, and provenance. An unlabeled dataset row
+(task `open`) has no ground truth: its answer is empty and its reward is self-judged
+(sparkrl.self_reward).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ TASK_POLICY = "policy"
 TASK_POINTWISE = "pointwise"
 TASK_PAIRWISE = "pairwise"
 TASK_REFLECTION = "reflection"
+TASK_OPEN = "open"  # a dataset prompt without an answer, rewarded by the model's own judgement
 RECYCLED_TASKS = (TASK_POINTWISE, TASK_PAIRWISE, TASK_REFLECTION)
 
 
@@ -26,10 +29,11 @@ class Example:
 
     question: the full user text, without the answer-format suffix that training adds to
         policy prompts (recycled items carry their own instructions).
-    answer: the ground truth; for judge items the label (`Yes`/`No`, `A`/`B`).
+    answer: the ground truth; for judge items the label (`Yes`/`No`, `A`/`B`); empty for
+        `open` rows, which have none.
     images: image file paths, in the order the question refers to them.
     task: routes the row to its verifier (`policy`, `pointwise`, `pairwise`, `reflection`,
-        or a user task registered with the reward router).
+        or a user task registered with the reward router), or `open` for self-judged rewards.
     system: optional system message.
     source: provenance, JSON-serialisable (dataset file and row, or the recycled group and
         rollouts an item was built from).

@@ -121,9 +121,27 @@ def check_paths(config: RunConfig) -> None:
             f"model.path {config.model.path!r} is a LoRA adapter folder; a new adapter cannot be trained on top "
             "of it, so give the merged model instead (a LoRA run's final/ folder)"
         )
-    for key, path in (("data.train", config.data.train), ("data.eval", config.data.eval)):
-        if path and not Path(path).exists():
+    for key, path in data_files(config):
+        if not Path(path).exists():
             raise ConfigError(f"{key} {path!r}: file or folder not found")
+
+
+def data_files(config: RunConfig) -> list[tuple[str, str]]:
+    """(key, path) of every data file the run reads."""
+    data = config.data
+    files = (("data.train", data.train), ("data.eval", data.eval), ("data.unlabeled", data.unlabeled))
+    return [(key, path) for key, path in files if path]
+
+
+def label_rule(config: RunConfig, key: str) -> str:
+    """How a data file's answers are read (`sparkrl.data.load_examples`): train rows without
+    one are unlabeled prompts when self-judged rewards are on, evaluation rows always need one,
+    and data.unlabeled's answers are never read."""
+    from sparkrl.data import LABELS_IGNORED, LABELS_OPTIONAL, LABELS_REQUIRED
+
+    if key == "data.unlabeled":
+        return LABELS_IGNORED
+    return LABELS_OPTIONAL if key == "data.train" and config.spark.self_reward is not None else LABELS_REQUIRED
 
 
 def validate_run(config: RunConfig) -> Any:
@@ -152,14 +170,13 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
     args = build_grpo_args(config)
     # Data before the model: a bad data file should fail in seconds, not after a model load.
     loader = DataConfig(**config.data.loader)
-    train = load_examples(config.data.train, loader)
-    if train.skipped:
-        print(f"[sparkrl] skipped {len(train.skipped)} bad rows of {config.data.train}")
-    rows = [example_row(example, config.prompt) for example in train.examples]
-    eval_dataset = None
-    if config.data.eval:
-        evaluation = load_examples(config.data.eval, loader)
-        eval_dataset = Dataset.from_list([example_row(e, config.prompt) for e in evaluation.examples])
+    loaded = {}
+    for key, path in data_files(config):
+        loaded[key] = load_examples(path, loader, labels=label_rule(config, key))
+        if loaded[key].skipped:
+            print(f"[sparkrl] skipped {len(loaded[key].skipped)} bad rows of {path}")
+    rows = {key: [example_row(example, config.prompt) for example in found.examples] for key, found in loaded.items()}
+    eval_dataset = Dataset.from_list(rows["data.eval"]) if "data.eval" in rows else None
     if model is None:
         model, tokenizer = load_model_and_tokenizer(
             config.model.path, config.model.dtype, config.model.trust_remote_code, config.prompt.chat_template
@@ -175,13 +192,14 @@ def build_trainer(config: RunConfig, model: Any = None, tokenizer: Any = None) -
     trainer = SparkGRPOTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(rows["data.train"]),
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         spark=config.spark,
         prompt=config.prompt,
         router=router,
         extra_rewards=extras,
+        unlabeled=rows.get("data.unlabeled", []),
         peft_config=peft_config,
     )
     if peft_config is not None:

@@ -12,6 +12,11 @@ Schedules:
 - `mix`: every round gives `round(mix_share * slots)` slots to recycled items when any wait.
 - `off`: plain GRPO; nothing is recycled.
 
+Unlabeled prompts (`data.unlabeled`, rewarded by the model's own judgement) take
+`unlabeled_slots(dataset slots, spark.unlabeled_share)` of a round's dataset slots, drawn from
+their own file in a fresh seeded order on each pass (`unlabeled_indices`); the labelled prompts
+they displace are deferred like those displaced by recycled items.
+
 Departure from the authors: the batch shape never changes. Dataset prompts that a recycled
 round displaces are not dropped but deferred, in order, to the next rounds, so recycling never
 skips or starves the dataset; the deferred prompts are part of the checkpointed state.
@@ -19,6 +24,7 @@ skips or starves the dataset; the deferred prompts are part of the checkpointed 
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +98,28 @@ def mix_slots(slots: int, share: float) -> int:
     return max(1, min(slots - 1, round(share * slots))) if slots > 1 else 0
 
 
+def unlabeled_slots(dataset_slots: int, share: float) -> int:
+    """Dataset slots of a round given to unlabeled prompts: the share, rounded half up."""
+    return min(dataset_slots, int(share * dataset_slots + 0.5))
+
+
+def unlabeled_indices(taken: int, count: int, size: int, seed: int) -> list[int]:
+    """Rows of the unlabeled file (of `size` rows) for the next `count` slots, `taken` having
+    been used before: each pass over the file in its own seeded order."""
+    if size < 1:
+        raise ValueError("the unlabeled data holds no rows")
+    orders: dict[int, list[int]] = {}
+    picked = []
+    for position in range(taken, taken + count):
+        order = orders.get(position // size)
+        if order is None:
+            order = list(range(size))
+            random.Random(f"{seed}:unlabeled:{position // size}").shuffle(order)
+            orders[position // size] = order
+        picked.append(order[position % size])
+    return picked
+
+
 @dataclass
 class RoundState:
     """Everything the schedule carries from round to round (saved in checkpoints).
@@ -100,6 +128,7 @@ class RoundState:
     deferred: dataset prompts displaced by recycled items, oldest first (row dicts).
     label_balance: the pointwise label balance of every item recycled so far
         (`sparkrl.recycling.recycle`), so that it holds over the whole run.
+    unlabeled_taken: unlabeled prompts trained so far (where the next ones start).
     """
 
     pool: deque[dict[str, Any]] = field(default_factory=deque)
@@ -112,6 +141,7 @@ class RoundState:
     items_trained: int = 0
     items_dropped: int = 0
     label_balance: dict[str, int] = field(default_factory=dict)
+    unlabeled_taken: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +155,7 @@ class RoundState:
             "items_trained": self.items_trained,
             "items_dropped": self.items_dropped,
             "label_balance": dict(self.label_balance),
+            "unlabeled_taken": self.unlabeled_taken,
         }
 
     @classmethod
@@ -142,6 +173,7 @@ class RoundState:
         state.previous_was_recycled = bool(record["previous_was_recycled"])
         # Checkpoints written before the balance was carried start from an even balance.
         state.label_balance = {str(k): int(v) for k, v in record.get("label_balance", {}).items()}
+        state.unlabeled_taken = int(record.get("unlabeled_taken", 0))
         return state
 
     def add_items(self, items: Iterable[dict[str, Any]], capacity: int | None) -> None:
@@ -156,19 +188,23 @@ class RoundState:
 
 
 def fill_round(
-    state: RoundState, plan: RoundPlan, incoming: Sequence[dict[str, Any]]
+    state: RoundState, plan: RoundPlan, incoming: Sequence[dict[str, Any]], unlabeled: int = 0
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Take this round's prompts; returns (recycled items, dataset prompts), each oldest first.
 
     `incoming` are the dataset prompts the data loader delivered for this round (one per slot).
     Deferred prompts go first, so the dataset is consumed in loader order; what is not used
-    this round is deferred. Mutates `state`.
+    this round is deferred. `unlabeled` of the dataset slots are left to the caller, for
+    unlabeled prompts (counted in `unlabeled_taken`). Mutates `state`.
     """
     if plan.recycled > len(state.pool):
         raise ValueError(f"plan asks for {plan.recycled} recycled items, only {len(state.pool)} wait")
+    if not 0 <= unlabeled <= plan.dataset:
+        raise ValueError(f"{unlabeled} unlabeled slots do not fit the round's {plan.dataset} dataset slots")
     recycled = [state.pool.popleft() for _ in range(plan.recycled)]
     state.deferred.extend(incoming)
-    dataset = [state.deferred.popleft() for _ in range(plan.dataset)]
+    dataset = [state.deferred.popleft() for _ in range(plan.dataset - unlabeled)]
+    state.unlabeled_taken += unlabeled
     state.rounds += 1
     state.items_trained += len(recycled)
     state.policy_rounds += int(plan.is_policy_round)

@@ -1,6 +1,6 @@
 """SPARK training: TRL's GRPOTrainer plus a pool of recycled judge and reflection items.
 
-`SparkGRPOTrainer` touches TRL at five documented points and copies none of its methods:
+`SparkGRPOTrainer` touches TRL at six documented points and copies none of its methods:
 1. `_generate_and_score_completions` (per generation round): before calling TRL, the round's
    prompt slots are filled by the schedule (sparkrl.schedule) with dataset prompts and/or
    recycled items, each repeated `num_generations` times so GRPO's groups hold; after TRL has
@@ -23,16 +23,26 @@
 5. `_generate` and `_calculate_rewards` (the generation and scoring that TRL itself profiles,
    but reports only to wandb, MLflow or Trackio) are timed, as are whole optimizer steps (the
    `on_step_begin` / `on_step_end` callbacks), so that the logs say where a round's time goes.
+6. Self-judged rewards (`spark.self_reward`, sparkrl.live_judge) run inside TRL's reward call,
+   so they override nothing, but they use the trainer's generation machinery: its
+   `_tokenize_prompts`, then either TRL's `VLLMGeneration.generate` (`vllm_generation`, with
+   its sampling attributes swapped for the call) or `unwrap_model_for_generation` on
+   `model_wrapped` (with `eos_token_ids` and the FSDP helper `_dist`).
 Images: rows carry image *paths* (inside the `example` column), never pixels, because the
 round state that holds them (pool, deferred prompts) is gathered across processes and saved
 as JSON in checkpoints. Right before each call into TRL, `with_images` opens the files and
 adds the `images` column (PIL images; [] for text-only rows) that TRL's vision-language path
 reads; a file that vanished or broke since loading is an error naming the row it belongs to.
 Rewards come from one `RewardRouter` passed as TRL's first reward function; per-task metrics
-are reported through TRL's `log_metric` hook. Extra reward functions (`rewards.extra`) follow
-it, and TRL adds their weighted values for the advantage, but the recycling reads only the
-router's verdicts of the round (`router.last_rows`, emptied before TRL's call and checked
-after it, so a round that skipped the router cannot recycle the previous round's verdicts).
+are reported through TRL's `log_metric` hook. Unlabeled rows (task `open`: rows of the train
+file without an answer, and `data.unlabeled` prompts in `spark.unlabeled_share` of each round's
+dataset slots) are scored by the router's self-judging hook (`sparkrl.live_judge`), the model
+judging its own rollouts through the trainer's generation path; they are never recycled, since
+they have no 0/1 correctness. Its state (gate, agreement history) is checkpointed with the
+rest. Extra reward functions (`rewards.extra`) follow the router, and TRL adds their weighted
+values for the advantage, but the recycling reads only the router's verdicts of the round
+(`router.last_rows`, emptied before TRL's call and checked after it, so a round that skipped
+the router cannot recycle the previous round's verdicts).
 """
 
 from __future__ import annotations
@@ -62,10 +72,20 @@ from sparkrl.diagnostics import (
     prompt_kind,
     round_times,
 )
+from sparkrl.live_judge import LiveJudge, SelfRewardHook
 from sparkrl.recycling import Group, RecyclingConfig, Rollout, recycle
 from sparkrl.rewards import RewardFunction, RewardRouter, ScoredRow
-from sparkrl.rows import TASK_POLICY, Example
-from sparkrl.schedule import RoundState, fill_round, optimizer_steps_per_round, plan_round
+from sparkrl.rows import RECYCLED_TASKS, TASK_OPEN, TASK_POINTWISE, TASK_POLICY, Example
+from sparkrl.schedule import (
+    RoundPlan,
+    RoundState,
+    fill_round,
+    optimizer_steps_per_round,
+    plan_round,
+    unlabeled_indices,
+    unlabeled_slots,
+)
+from sparkrl.self_reward import SelfRewardState
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -102,7 +122,7 @@ def describe_row(example: Example) -> str:
     source = example.source
     origin = source.get("group_source", source)
     where = f"{origin.get('file', 'unknown file')}, row {origin.get('row', '?')}"
-    return where if example.task == TASK_POLICY else f"recycled {example.task} item from {where}"
+    return f"recycled {example.task} item from {where}" if example.task in RECYCLED_TASKS else where
 
 
 def open_image(path: str, example: Example) -> Image.Image:
@@ -150,13 +170,14 @@ def rollout_groups(
     group_size: int,
     recycle_recycled: bool,
 ) -> list[Group]:
-    """Turn a round's global rows and their verdicts into recycling groups."""
+    """Turn a round's global rows and their verdicts into recycling groups. Unlabeled (`open`)
+    groups are left out: a self-judged score is no 0/1 correctness to build judge labels from."""
     if len(rows) != len(scored):
         raise RuntimeError(f"{len(rows)} rows but {len(scored)} scored completions")
     groups = []
     for start in range(0, len(rows), group_size):
         example = Example.from_dict(json.loads(rows[start]["example"]))
-        if example.task != TASK_POLICY and not recycle_recycled:
+        if example.task == TASK_OPEN or (example.task != TASK_POLICY and not recycle_recycled):
             continue
         members = scored[start : start + group_size]
         rollouts = tuple(Rollout(text=s.completion, reward=s.verdict.score, answer=s.verdict.extracted) for s in members)
@@ -238,12 +259,14 @@ class SparkGRPOTrainer(GRPOTrainer):
         prompt: PromptConfig,
         router: RewardRouter,
         extra_rewards: Sequence[RewardFunction] = (),
+        unlabeled: Sequence[dict[str, Any]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, reward_funcs=[router, *extra_rewards], **kwargs)
         self.spark = spark
         self.prompt_config = prompt
         self.router = router
+        self.unlabeled = list(unlabeled)  # rows of data.unlabeled (example_row dicts)
         self.count_tokens = text_token_counter(self.processing_class)
         self.recycling = self._budgeted(RecyclingConfig(**spark.recycling))
         self.round_state = RoundState()
@@ -251,8 +274,26 @@ class SparkGRPOTrainer(GRPOTrainer):
         self.signal_since_log: list[dict[str, float]] = []  # per round generated since the last log line
         self.signal_watch = SignalWatch()
         self.clock = PhaseClock()
+        self.self_reward = self._self_reward_hook() if spark.self_reward is not None else None
         self.add_callback(StopAfterPolicySteps(self, optimizer_steps_per_round(self.args)))
         self.add_callback(StepTimes(self.clock))
+
+    def _self_reward_hook(self) -> SelfRewardHook:
+        """The router's self-judging hook: the live model judges, with judge prompts rendered
+        as recycled judge items are (the run's templates, chat template and system prompt)."""
+        if isinstance(self.processing_class, ProcessorMixin):
+            raise ConfigError("spark.self_reward: self-judged rewards are not supported for vision-language models yet")
+        config = self.spark.self_reward
+
+        def render(prompt: Any) -> list[dict[str, Any]]:
+            judge_item = Example(prompt.text, "", prompt.images, TASK_POINTWISE)
+            return example_row(judge_item, self.prompt_config)["prompt"]
+
+        local_rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
+        judge = LiveJudge(self, config, render, batch_size=local_rows)
+        hook = SelfRewardHook(self, config, judge, self.recycling.templates, self.clock)
+        self.router.self_judge = hook
+        return hook
 
     def _budgeted(self, recycling: RecyclingConfig) -> RecyclingConfig:
         """`recycling` with the prompt budget the run holds recycled prompts to, said once."""
@@ -277,20 +318,12 @@ class SparkGRPOTrainer(GRPOTrainer):
         group_size = self.num_generations
         state = self.round_state
         round_index = state.rounds
-        incoming = unique_prompts(gather_object(inputs), group_size)
-        plan = plan_round(
-            self.spark.schedule,
-            slots=len(incoming),
-            waiting=len(state.pool),
-            previous_was_recycled=state.previous_was_recycled,
-            mix_share=self.spark.mix_share,
-        )
-        self._log_metric("spark/pool_waiting", float(len(state.pool)))
-        recycled, dataset = fill_round(state, plan, incoming)
-        prompts = [example_row(Example.from_dict(item), self.prompt_config) for item in recycled] + dataset
+        plan, prompts = self._fill_round(unique_prompts(gather_object(inputs), group_size))
         global_rows = [row for row in prompts for _ in range(group_size)]
         rank, local = self.accelerator.process_index, len(inputs)
         mine = global_rows[rank * local : (rank + 1) * local]
+        if self.self_reward is not None:
+            self.self_reward.begin_round(round_index, round_seed(self.args.seed, round_index))
         trl_started = time.perf_counter()
         self.router.last_rows = []
         output = super()._generate_and_score_completions(with_images(mine, vision))
@@ -311,6 +344,25 @@ class SparkGRPOTrainer(GRPOTrainer):
         self.clock.add("trl_round", trl_seconds)
         self.clock.add("recycling", time.perf_counter() - started - trl_seconds)
         return output
+
+    def _fill_round(self, incoming: Sequence[dict[str, Any]]) -> tuple[RoundPlan, list[dict[str, Any]]]:
+        """The round's plan and prompts: recycled items, then dataset prompts, then unlabeled
+        prompts (a share of the dataset slots, when data.unlabeled is given)."""
+        state = self.round_state
+        plan = plan_round(
+            self.spark.schedule,
+            slots=len(incoming),
+            waiting=len(state.pool),
+            previous_was_recycled=state.previous_was_recycled,
+            mix_share=self.spark.mix_share,
+        )
+        self._log_metric("spark/pool_waiting", float(len(state.pool)))
+        n_unlabeled = unlabeled_slots(plan.dataset, self.spark.unlabeled_share) if self.unlabeled else 0
+        taken = state.unlabeled_taken
+        recycled, dataset = fill_round(state, plan, incoming, unlabeled=n_unlabeled)
+        picked = unlabeled_indices(taken, n_unlabeled, len(self.unlabeled), self.args.seed) if n_unlabeled else []
+        prompts = [example_row(Example.from_dict(item), self.prompt_config) for item in recycled]
+        return plan, prompts + dataset + [self.unlabeled[i] for i in picked]
 
     def _watch_signal(
         self, advantages: Any, rows: Sequence[Mapping[str, Any]], scored: Sequence[ScoredRow], round_index: int
@@ -380,8 +432,11 @@ class SparkGRPOTrainer(GRPOTrainer):
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
             folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            state = self.round_state.to_dict()
+            if self.self_reward is not None:
+                state["self_reward"] = self.self_reward.state.to_dict()
             tmp = folder / (STATE_FILE + ".tmp")
-            tmp.write_text(json.dumps(self.round_state.to_dict()))
+            tmp.write_text(json.dumps(state))
             os.replace(tmp, folder / STATE_FILE)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
@@ -390,7 +445,11 @@ class SparkGRPOTrainer(GRPOTrainer):
             path = Path(checkpoint) / STATE_FILE
             if not path.exists():
                 raise ConfigError(f"{path}: checkpoint has no sparkrl state; cannot resume a SPARK run from it")
-            self.round_state = RoundState.from_dict(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
+            self.round_state = RoundState.from_dict(record)
+            # A checkpoint of a run without self-judged rewards leaves a fresh self-reward state.
+            if self.self_reward is not None and "self_reward" in record:
+                self.self_reward.state = SelfRewardState.from_dict(record["self_reward"])
 
     # -- point 3: logs --------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -413,6 +472,9 @@ class SparkGRPOTrainer(GRPOTrainer):
                     logs[f"spark/recycled_last_round/{key}"] = float(value)
             logs.update(mean_per_key(self.signal_since_log))  # per round, as TRL's frac_reward_zero_std
             self.signal_since_log = []
+            if self.self_reward is not None:
+                logs.update(mean_per_key(self.self_reward.since_log))
+                self.self_reward.since_log = []
             logs.update({f"spark/time/{phase}_s": seconds for phase, seconds in round_times(self.clock.take()).items()})
         super().log(logs, start_time)
 

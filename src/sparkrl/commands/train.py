@@ -96,13 +96,12 @@ def dry_run(config: RunConfig, path: str) -> int:
     import yaml
 
     from sparkrl.models import load_tokenizer
-    from sparkrl.runs import validate_run
+    from sparkrl.runs import data_files, validate_run
     from sparkrl.schedule import optimizer_steps_per_round
 
-    files = [(key, file) for key, file in (("data.train", config.data.train), ("data.eval", config.data.eval)) if file]
     try:
         grpo_args = validate_run(config)
-        counts = {key: check_data(file, config) for key, file in files}
+        counts = {key: check_data(file, config, key) for key, file in data_files(config)}
         load_tokenizer(config.model.path, config.model.trust_remote_code, config.prompt.chat_template)
     except BadRows as exc:
         print(str(exc), file=sys.stderr)
@@ -121,15 +120,17 @@ def dry_run(config: RunConfig, path: str) -> int:
     return 0
 
 
-def check_data(file: str, config: RunConfig) -> tuple[int, int]:
-    """Read a whole data file; (good rows, skipped rows). Bad rows raise `BadRows`, listing them
-    (up to MAX_LISTED_ROWS), unless `data.loader.skip_bad_rows` skips them."""
+def check_data(file: str, config: RunConfig, key: str = "data.train") -> tuple[int, int]:
+    """Read a whole data file (`key`: which one, for how its answers are read); (good rows,
+    skipped rows). Bad rows raise `BadRows`, listing them (up to MAX_LISTED_ROWS), unless
+    `data.loader.skip_bad_rows` skips them."""
     from dataclasses import replace
 
     from sparkrl.data import DataConfig, load_examples
+    from sparkrl.runs import label_rule
 
     loader = DataConfig(**config.data.loader)
-    loaded = load_examples(file, replace(loader, skip_bad_rows=True))
+    loaded = load_examples(file, replace(loader, skip_bad_rows=True), labels=label_rule(config, key))
     if loaded.skipped and not loader.skip_bad_rows:
         lines = [f"sparkrl train: {bad}" for bad in loaded.skipped[:MAX_LISTED_ROWS]]
         if len(loaded.skipped) > MAX_LISTED_ROWS:
