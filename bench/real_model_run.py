@@ -92,11 +92,12 @@ def train(config: dict, folder: Path) -> dict:
 
 def evaluate(model: Path, held_out: Path, out: Path, args: argparse.Namespace) -> dict:
     """Held-out accuracy (single, reflection) and pairwise judging of GSM8K solution pairs."""
-    common = [sys.executable, "-m", "sparkrl", "eval", "--model", str(model), "--no-progress", "--seed", str(args.seed)]
-    reasoning = [*common, "reasoning", "--data", str(held_out), "--out", str(out / "reasoning"),
+    prefix = [sys.executable, "-m", "sparkrl", "eval"]  # the kind comes first: `sparkrl eval KIND OPTIONS`
+    common = ["--model", str(model), "--no-progress", "--seed", str(args.seed)]
+    reasoning = [*prefix, "reasoning", *common, "--data", str(held_out), "--out", str(out / "reasoning"),
                  "--strategy", "single", "--strategy", "reflection", "--suffix", SUFFIX,
                  "--max-new-tokens", str(args.max_tokens), "--judge-max-new-tokens", "16"]
-    pairwise = [*common, "pairwise", "--data", f"gsm8k-solutions:{SHARED / 'gsm8k_model_solutions.jsonl'}",
+    pairwise = [*prefix, "pairwise", *common, "--data", f"gsm8k-solutions:{SHARED / 'gsm8k_model_solutions.jsonl'}",
                 "--out", str(out / "pairwise"), "--limit", str(args.judge_pairs), "--judge-max-new-tokens", "32"]
     for command in (reasoning, pairwise):
         result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

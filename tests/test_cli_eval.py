@@ -1,5 +1,5 @@
 """`sparkrl eval` end to end on CPU: every kind with every strategy on a tiny model, an
-OpenAI-compatible server, and the errors users see."""
+OpenAI-compatible server, the errors users see, and `sparkrl eval report` of two runs."""
 
 from __future__ import annotations
 
@@ -155,3 +155,32 @@ def test_bad_data_file_names_the_file(tmp_path, capsys):
     bad.write_text('{"question": "q"}\n')
     assert main(["eval", "pointwise", "--model", "m", "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "bad.jsonl, line 1" in capsys.readouterr().err
+
+
+def test_report_compares_two_evaluations_end_to_end(data, tmp_path, fake_vllm, capsys):
+    def solve(messages: list[dict]) -> str:
+        left = int(re.search(r"(\d+)\+1\?", messages[-1]["content"]).group(1))
+        return f"\\boxed{{{left + (2 if 'WRONG' in messages[-1]['content'] else 1)}}}"
+
+    fake_vllm(solve)
+    common = ["eval", "reasoning", "--backend", "vllm", "--data", data["reasoning"], "--no-progress"]
+    assert main([*common, "--model", "m", "--out", str(tmp_path / "base"), "--suffix", "WRONG"]) == 0
+    assert main([*common, "--model", "org/model", "--out", str(tmp_path / "spark")]) == 0
+    out = tmp_path / "report"
+    argv = ["eval", "report", str(tmp_path / "base"), str(tmp_path / "spark"), "--out", str(out)]
+    assert main([*argv, "--names", "base,spark", "--baseline", "base"]) == 0
+    assert "| spark | 100.0 | 100.0 |" in capsys.readouterr().out
+    table = (out / "report.md").read_text()
+    assert "| model | r/reasoning | average |" in table and "| spark | +100.0 | +100.0 |" in table
+    assert (out / "report.csv").read_text().splitlines()[1] == "base,0,0,0,0"
+    assert (out / "report.png").is_file()
+    assert main(argv) == 0  # without --names: the backends' model names
+    assert "| org/model | 100.0 | 100.0 |" in capsys.readouterr().out
+
+
+def test_report_refuses_a_folder_without_summary(tmp_path, capsys):
+    (tmp_path / "unfinished").mkdir()
+    assert main(["eval", "report", str(tmp_path / "unfinished"), "--out", str(tmp_path / "report")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{tmp_path / 'unfinished'}: no summary.json" in error
+    assert not (tmp_path / "report").exists()

@@ -1,15 +1,20 @@
 """Evaluation items and loaders for real benchmark formats.
 
-Three kinds of item, one per evaluation kind:
+Four kinds of item:
 - reasoning: an `Example` (question and ground-truth answer);
 - pointwise: a question, one response and whether it is correct (`Yes`/`No`);
-- pairwise: a question, two responses and the letter of the better one (`A`/`B`).
+- pairwise: a question, two responses and the letter of the better one (`A`/`B`);
+- best-of-k (`BestOfItem`, RewardBench 2): a question, k responses and which are the chosen
+  ones; `bestof_correct`, `bestof_credit` and `ties_score` score a judge's k scores
+  (`sparkrl.bestof` has the judge produce them).
 Judge items, like examples, may carry the paths of the images their question refers to.
 
 Formats, chosen with a `FORMAT:PATH` data spec (a bare path is the generic format):
 - `gsm8k:` GSM8K test JSONL (`question`, `answer` with the final answer after `####`);
 - `gsm8k-solutions:` the GSM8K model-solutions JSONL (`question`, `ground_truth`, and four
   solver keys each `{"is_correct", "solution"}`), as pointwise or pairwise judging items;
+- the published files of the paper's benchmarks (`PUBLISHED_FORMATS`; read by
+  `sparkrl.benchmark_formats`, see its docstring for the fields of each);
 - generic: reasoning files in any format `sparkrl.data` reads; pointwise JSONL rows
   `question`, `response`, and `label` (Yes/No/true/false) or `correct` (bool); pairwise JSONL
   rows `question`, `response_a`, `response_b`, `label` (`A`, `B`, `A>B` or `B>A`).
@@ -18,25 +23,48 @@ GSM8K-solutions rows whose solution has no extractable final answer (a few trunc
 generations) are left out: judges are shown final answers only.
 
 Random choices (which solution a pointwise item shows, which pair and which order a pairwise
-item uses) come from a `random.Random` seeded by (seed, row), so a `--limit` prefix of a set
-is the same prefix whatever the limit.
+item uses, the order of best-of-k responses) come from a `random.Random` seeded by (seed,
+row), so a `--limit` prefix of a set is the same prefix whatever the limit.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
-from collections.abc import Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from sparkrl.rows import Example
 from sparkrl.verification import extract_final_answer
 
 GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
-FORMATS = ("gsm8k", "gsm8k-solutions")
-KINDS = ("reasoning", "pointwise", "pairwise")
+# The kinds of item, each an evaluation kind: `load_items`, `sparkrl.evaluation` and the
+# `sparkrl eval KIND` subcommands all take them from here.
+KINDS = ("reasoning", "pointwise", "pairwise", "bestof")
+# How `sparkrl.bestof` scores the k responses of a best-of-k item (its docstring says why
+# pointwise is the default).
+BESTOF_MODES = ("pointwise", "pairwise")
+DEFAULT_BESTOF_MODE = "pointwise"
+# The published benchmark files `sparkrl.benchmark_formats` reads, with the kind of item each holds.
+PUBLISHED_FORMATS = MappingProxyType({
+    "mathvista": "reasoning",
+    "mathverse": "reasoning",
+    "mathvision": "reasoning",
+    "wemath": "reasoning",
+    "dynamath": "reasoning",
+    "logicvista": "reasoning",
+    "mmk12": "reasoning",
+    "math500": "reasoning",
+    "spark-eval": "reasoning",
+    "vl-rewardbench": "pairwise",
+    "rewardbench2": "bestof",
+})
+FORMATS = ("gsm8k", "gsm8k-solutions", *PUBLISHED_FORMATS)
 
 
 class BenchmarkError(ValueError):
@@ -68,13 +96,14 @@ class PointwiseItem:
 
 @dataclass(frozen=True)
 class PairwiseItem:
-    """images: as for `PointwiseItem`."""
+    """images: as for `PointwiseItem`. subset: the benchmark's subset, for per-subset accuracy."""
 
     question: str
     response_a: str
     response_b: str
     label: str
     images: tuple[str, ...] = ()
+    subset: str = ""
 
     def __post_init__(self) -> None:
         if self.label not in ("A", "B"):
@@ -83,15 +112,124 @@ class PairwiseItem:
     def swapped(self) -> PairwiseItem:
         """The same pair shown in the other order."""
         return PairwiseItem(self.question, self.response_b, self.response_a, "B" if self.label == "A" else "A",
-                            self.images)
+                            self.images, self.subset)
 
     def to_dict(self) -> dict[str, Any]:
         record = {"question": self.question, "response_a": self.response_a, "response_b": self.response_b,
                   "label": self.label}
+        return _with_images(record | ({"subset": self.subset} if self.subset else {}), self.images)
+
+
+@dataclass(frozen=True)
+class BestOfItem:
+    """A question and k responses, of which those at `correct` are the chosen ones.
+
+    subset: the benchmark's subset (RewardBench 2: Factuality, Precise IF, Math, Safety,
+        Focus, Ties). item_id: the row's id (RewardBench 2 Ties: `ref:N` or `tied:N`).
+    """
+
+    question: str
+    responses: tuple[str, ...]
+    correct: tuple[int, ...]
+    subset: str
+    item_id: str
+    images: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "responses", tuple(self.responses))
+        object.__setattr__(self, "correct", tuple(self.correct))
+        _check_bestof(len(self.responses), self.correct)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = {"question": self.question, "responses": list(self.responses), "correct": list(self.correct),
+                  "subset": self.subset, "item_id": self.item_id}
         return _with_images(record, self.images)
 
 
-Item = Example | PointwiseItem | PairwiseItem
+Item = Example | PointwiseItem | PairwiseItem | BestOfItem
+
+
+# --------------------------------------------------------------------------- best-of-k scoring
+
+
+def _check_bestof(count: int, correct: Sequence[int]) -> None:
+    if not correct or len(set(correct)) != len(correct) or not all(0 <= i < count for i in correct):
+        raise ValueError(f"correct must be distinct indices of the {count} responses, got {list(correct)}")
+    if len(correct) == count:
+        raise ValueError(f"every one of the {count} responses is correct; nothing to rank them against")
+
+
+def _split_scores(scores: Sequence[float], correct: Sequence[int]) -> tuple[list[float], list[float]]:
+    _check_bestof(len(scores), correct)
+    chosen = set(correct)
+    return [s for i, s in enumerate(scores) if i in chosen], [s for i, s in enumerate(scores) if i not in chosen]
+
+
+def bestof_correct(scores: Sequence[float], correct: Sequence[int]) -> bool:
+    """Right when every chosen response scores strictly above every rejected one (RewardBench 2
+    accuracy; a tie at the top is wrong here, see `bestof_credit` for the published tie rule)."""
+    right, wrong = _split_scores(scores, correct)
+    return min(right) > max(wrong)
+
+
+def bestof_credit(scores: Sequence[float], correct: Sequence[int]) -> float:
+    """RewardBench 2's credit for a row with one chosen response: 1/m when it shares the top
+    score with m - 1 others, 0 below the top (`reroll_and_score_dataset` in
+    github.com/allenai/reward-bench, rewardbench/utils.py)."""
+    if len(correct) != 1:
+        raise ValueError(f"bestof_credit scores rows with one chosen response, got {len(correct)}")
+    right, wrong = _split_scores(scores, correct)
+    top = max(right + wrong)
+    return 1.0 / (1 + sum(s == top for s in wrong)) if right[0] == top else 0.0
+
+
+def ties_score(items: Sequence[BestOfItem], scores: Sequence[Sequence[float]]) -> float:
+    """The RewardBench 2 Ties score of a judge's scores, one list per item, as published
+    (`process_single_model` in github.com/allenai/reward-bench, rewardbench/utils.py):
+
+        0.30 tied accuracy + 0.30 ref accuracy + 0.20 correctness preferred
+        + 0.20 correctness preferred (hard) + 0.01 margin score
+
+    Items are `ref:N` (one correct answer) or `tied:N` (several) rows of prompt N. Accuracy:
+    every correct response above every incorrect one. For the prompts with both rows, the gap
+    between the worst correct and the best incorrect response (tied row; hard: the smaller of
+    the tied and ref gaps) must exceed the spread among the tied row's correct responses; the
+    margin score is the mean of tanh(hard gap / spread - 1), 0 where undefined.
+    """
+    if len(items) != len(scores):
+        raise ValueError(f"{len(items)} items but {len(scores)} score lists")
+    stats: dict[str, dict[str, tuple[bool, float | None, float]]] = defaultdict(dict)
+    for item, row in zip(items, scores):
+        kind, sep, prompt = item.item_id.partition(":")
+        if not sep or kind not in ("ref", "tied"):
+            raise ValueError(f"Ties item ids are 'ref:N' or 'tied:N', got {item.item_id!r}")
+        right, wrong = _split_scores(row, item.correct)
+        spread = max(right) - min(right) if len(right) > 1 else None
+        stats[kind][prompt] = (min(right) > max(wrong), spread, min(right) - max(wrong))
+    ref, tied = stats["ref"], stats["tied"]
+    paired = sorted(set(ref) & set(tied))
+    if not paired:
+        raise ValueError("the Ties score needs ref and tied rows of the same prompts")
+    if any(tied[p][1] is None for p in paired):
+        raise ValueError("every tied row needs at least two correct responses")
+    spreads = [float(tied[p][1]) for p in paired]  # type: ignore[arg-type]
+    gaps = [tied[p][2] for p in paired]
+    hard = [min(ref[p][2], tied[p][2]) for p in paired]
+    accuracy = {kind: sum(s[0] for s in rows.values()) / len(rows) if rows else 0.0 for kind, rows in stats.items()}
+    return (
+        0.30 * accuracy.get("tied", 0.0)
+        + 0.30 * accuracy.get("ref", 0.0)
+        + 0.20 * sum(g > s for g, s in zip(gaps, spreads)) / len(paired)
+        + 0.20 * sum(h > s for h, s in zip(hard, spreads)) / len(paired)
+        + 0.01 * sum(_tanh_ratio(h, s) for h, s in zip(hard, spreads)) / len(paired)
+    )
+
+
+def _tanh_ratio(gap: float, spread: float) -> float:
+    """tanh(gap / spread - 1) as numpy computes it: +-1 for a zero spread, 0 for 0 / 0."""
+    if spread == 0:
+        return 0.0 if gap == 0 else math.copysign(1.0, gap)
+    return math.tanh(gap / spread - 1)
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
@@ -243,13 +381,25 @@ def parse_data_spec(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-def load_items(kind: str, spec: str, seed: int = 0) -> list[Item]:
-    """The evaluation items of `kind` read from a data spec (see the module docstring)."""
+def load_items(kind: str, spec: str, seed: int = 0, *, image_cache: str | Path | None = None) -> list[Item]:
+    """The items of `kind` (one of KINDS) read from a data spec (see the module docstring).
+
+    image_cache: folder that images embedded in the published files are decoded into (by
+    default `sparkrl-images/` beside the data file).
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown evaluation kind {kind!r}; choose from {KINDS}")
     fmt, path = parse_data_spec(spec)
     if not Path(path).exists():
         raise BenchmarkError(f"{path}: no such file")
+    if fmt in PUBLISHED_FORMATS:
+        if PUBLISHED_FORMATS[fmt] != kind:
+            raise BenchmarkError(f"format {fmt} holds {PUBLISHED_FORMATS[fmt]} items, not {kind} items")
+        from sparkrl.benchmark_formats import load_published
+
+        return _nonempty(load_published(fmt, Path(path), seed, image_cache), Path(path), f"{kind} items")
+    if kind == "bestof":
+        raise BenchmarkError(f"best-of-k items come from a published format: rewardbench2:{path}")
     if fmt == "gsm8k":
         if kind != "reasoning":
             raise BenchmarkError(

@@ -10,6 +10,10 @@ truth, score 1.0 or 0.0. This module holds that check:
 - `verify_math`: a fast path that never touches sympy (normalised string equality, plain
   number comparison), then math-verify for everything else.
 - `verify_label`: Yes/No and option-letter verdicts of the judge tasks.
+- structured golds (`sparkrl.choices`): a multiple-choice answer is right when it names the
+  correct option letter(s) (as a set, in any order and separator) or the correct option's
+  text; a number with a published precision is right when both round to the same decimals,
+  one with a tolerance when it is within it. Plain golds are graded as above.
 - `verify_many`: the batched form, with identical verdicts.
 
 Departure from the authors' checker: math-verify's own time limits use `signal.alarm`, which
@@ -34,6 +38,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal
 
+from sparkrl import choices
 from sparkrl.verification_workers import math_verify_outcomes
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -60,7 +65,8 @@ Kind = Literal["math", "label"]
 class Verdict:
     """The outcome of one check: score 1.0 or 0.0, the answer read, and why.
 
-    reason: "string-match", "number-match", "math-verify" or "label-match" (score 1.0);
+    reason: "string-match", "number-match", "math-verify", "label-match" or "choice-match"
+        (score 1.0);
         "mismatch", "no-answer", "answer-too-long", "timeout" (math-verify ran past the limit),
         "checker-busy" (it never ran: no math-verify worker was free within the limit, while
         workers killed by earlier timeouts restarted) or "checker-error" (the worker process
@@ -289,6 +295,43 @@ def _fast_math_verdict(extracted: str, gold: str, max_chars: int) -> Verdict | N
 
 
 # ---------------------------------------------------------------------------------------
+# Structured golds (multiple choice, numbers with a precision; see sparkrl.choices)
+
+
+def _choice_verdict(extracted: str, answer: choices.ChoiceAnswer, max_chars: int) -> Verdict:
+    letters = choices.read_letters(extracted, len(answer.options) or None)
+    if letters is None:  # written as the option's text: string and number equality, no sympy
+        letters = frozenset(
+            letter for letter, option in zip(choices.LETTERS, answer.options)
+            if (verdict := _fast_math_verdict(extracted, option, max_chars)) is not None and verdict.correct
+        )
+    return Verdict(1.0, extracted, "choice-match") if letters == answer.letters else Verdict(0.0, extracted, "mismatch")
+
+
+def _number_verdict(extracted: str, answer: choices.NumberAnswer) -> Verdict:
+    stripped = extracted.replace(answer.unit, " ") if answer.unit else extracted
+    pred, gold = as_number(normalize_answer(stripped)), as_number(normalize_answer(answer.value))
+    if pred is None or gold is None:
+        return Verdict(0.0, extracted, "mismatch")
+    if answer.precision is not None:
+        # MathVista's rule: str(round(float(prediction), precision)) against the answer.
+        right = round(float(pred), answer.precision) == round(float(gold), answer.precision)
+    elif answer.tolerance is not None:
+        right = abs(float(pred) - float(gold)) <= answer.tolerance
+    else:
+        right = pred == gold
+    return Verdict(1.0, extracted, "number-match") if right else Verdict(0.0, extracted, "mismatch")
+
+
+def _structured_verdict(extracted: str, answer: choices.StructuredAnswer, max_chars: int) -> Verdict:
+    if len(extracted) > max_chars:
+        return Verdict(0.0, extracted, "answer-too-long")
+    if isinstance(answer, choices.ChoiceAnswer):
+        return _choice_verdict(extracted, answer, max_chars)
+    return _number_verdict(extracted, answer)
+
+
+# ---------------------------------------------------------------------------------------
 # Labels (judge verdicts, option letters)
 
 _OPTION_PREFIX = re.compile(r"^(?:option|choice)\s+")
@@ -351,6 +394,10 @@ def _verify_math_batch(responses: Sequence[str], golds: Sequence[str], config: V
         extracted = extract_final_answer(response, config.fallbacks)
         if extracted is None:
             verdicts.append(Verdict(0.0, None, "no-answer"))
+            continue
+        structured = choices.decode(gold)
+        if structured is not None:
+            verdicts.append(_structured_verdict(extracted, structured, config.max_answer_chars))
             continue
         gold_answer = extract_final_answer(gold, config.fallbacks) or gold.strip()
         verdicts.append(_fast_math_verdict(extracted, gold_answer, config.max_answer_chars))

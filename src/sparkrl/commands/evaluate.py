@@ -1,10 +1,14 @@
-"""`sparkrl eval`: evaluate a model on reasoning, pointwise or pairwise judging items.
+"""`sparkrl eval KIND`: evaluate a model on reasoning, pointwise or pairwise judging items, or
+as the judge that ranks the k responses of best-of-k items (bestof: RewardBench 2);
+`sparkrl eval report`: compare finished evaluations (`sparkrl.commands.eval_report`).
 
 Examples:
     sparkrl eval reasoning --model out/final --data gsm8k:/data/gsm8k_test.jsonl --out eval/gsm8k \\
         --strategy single --strategy reflection --limit 200
     sparkrl eval pairwise --backend openai --base-url http://127.0.0.1:8000 --model my-model \\
         --data gsm8k-solutions:/data/gsm8k_model_solutions.jsonl --out eval/pairs
+    sparkrl eval bestof --model out/final --data rewardbench2:/data/reward-bench-2/test.parquet --out eval/rb2
+    sparkrl eval report eval/gsm8k eval/gsm8k-spark --names base,spark --out eval/report
 
 See docs/evaluation.md for the data formats, the strategies and the output files.
 """
@@ -14,21 +18,48 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "evaluate a model (reasoning, pointwise or pairwise judging) with test-time strategies"
+from sparkrl.benchmarks import BESTOF_MODES, DEFAULT_BESTOF_MODE, KINDS
+from sparkrl.commands import eval_report
+
+HELP = f"evaluate a model ({', '.join(KINDS)}) with test-time strategies, or compare evaluations (report)"
 
 STRATEGY_NAMES = ("single", "reflection", "best_of_n", "majority", "weighted_majority")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=("reasoning", "pointwise", "pairwise"), help="what to evaluate")
+    """One subcommand per evaluation kind, with the options below, and `report`."""
+    parser.epilog = "`sparkrl eval KIND --help` lists the options of each."
+    sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind in KINDS:
+        what = ("rank the k responses of best-of-k items (RewardBench 2) by the model's own verdicts"
+                if kind == "bestof" else f"evaluate a model on {kind} items with test-time strategies")
+        kind_parser = sub.add_parser(kind, help=f"evaluate on {kind} items", description=f"{what} (docs/evaluation.md)")
+        add_run_arguments(kind_parser)
+        if kind == "bestof":
+            kind_parser.add_argument(
+                "--bestof-mode", choices=BESTOF_MODES, default=DEFAULT_BESTOF_MODE,
+                help="how the k responses are scored: the model's pointwise verdict on each (k judge calls) or "
+                "its wins over every pair in both orders (k(k-1) calls)",
+            )
+    eval_report.add_arguments(sub.add_parser("report", help=eval_report.HELP, description=eval_report.HELP))
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True,
         help="model folder or LoRA adapter folder (hf), model folder (vllm), or served model name (openai)",
     )
     parser.add_argument(
-        "--data", required=True, help="data file, or FORMAT:PATH with FORMAT gsm8k or gsm8k-solutions"
+        "--data", required=True,
+        help="data file, or FORMAT:PATH with FORMAT gsm8k, gsm8k-solutions, mathvista, mathverse, mathvision, "
+        "wemath, dynamath, logicvista, mmk12, math500, spark-eval (reasoning), vl-rewardbench (pairwise) or "
+        "rewardbench2 (best-of-k; docs/evaluation.md)",
     )
     parser.add_argument("--out", required=True, help="results folder (reused to resume an interrupted run)")
+    parser.add_argument(
+        "--image-cache", metavar="DIR",
+        help="where images embedded in the data file are decoded (default: sparkrl-images/ beside the data file)",
+    )
     parser.add_argument(
         "--strategy", action="append", choices=STRATEGY_NAMES, dest="strategies",
         help="test-time strategy; repeat for several (default: single)",
@@ -137,11 +168,14 @@ def build_config(args: argparse.Namespace):
         chunk_size=max(args.batch_size, 1) * 2,
         overwrite=args.overwrite,
         show_progress=not args.no_progress,
+        bestof_mode=getattr(args, "bestof_mode", DEFAULT_BESTOF_MODE),
         **extra,
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "report":
+        return eval_report.run(args)
     from sparkrl.benchmarks import load_items
     from sparkrl.evaluation import EvalError, evaluate
     from sparkrl.inference import BackendError
@@ -151,13 +185,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         config = build_config(args)
-        items = load_items(args.kind, args.data, seed=args.seed)[: args.limit]
+        items = load_items(args.kind, args.data, seed=args.seed, image_cache=args.image_cache)[: args.limit]
         backend = build_backend(args)
-        summary = evaluate(items, backend, config, args.out)
+        summary = evaluate(items, backend, config, args.out, data=args.data)
     except (ValueError, EvalError, BackendError) as err:  # data errors are ValueErrors
         print(f"sparkrl eval: {err}", file=sys.stderr)
         return 2
     for name, stats in summary["strategies"].items():
-        print(f"{name}: accuracy {stats['accuracy']:.3f} on {stats['n']} items")
+        score = "" if "score" not in stats else f"RewardBench 2 score {_number(stats['score'])}, "
+        print(f"{name}: {score}accuracy {_number(stats['accuracy'])} on {stats['n']} items")
     print(f"results in {args.out} (summary.json, summary.md)")
     return 0
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

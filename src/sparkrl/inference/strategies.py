@@ -13,7 +13,8 @@ A self-judged score is P(`Yes`) read from the token log-probabilities at the ver
 `\\boxed{}` (renormalised over `Yes`/`No`) when the backend supplies them; otherwise the
 fraction of `judge_samples` sampled verdicts that say `Yes`. Judges see only the extracted
 final answer, as in training; an answer with no extractable final answer scores 0 and is
-never shown to the judge.
+never shown to the judge. Best-of-k evaluation (`sparkrl.bestof`) ranks given responses with
+the same scoring (`score_candidates`), or with pairwise verdicts (`judge_pairs`).
 
 Departures from the paper: the revision prompt shows the wrong final answer ("answer"
 mode); when no final answer could be extracted, it shows the whole attempt ("cot" mode)
@@ -26,10 +27,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from sparkrl.inference.backends import Backend, Generation, Messages, SamplingParams, chat_messages
-from sparkrl.templates import DEFAULT_TEMPLATES, TemplateSet, pointwise_prompt, reflection_prompt
+from sparkrl.templates import DEFAULT_TEMPLATES, TemplateSet, pairwise_prompt, pointwise_prompt, reflection_prompt
 from sparkrl.verification import extract_final_answer, normalize_answer, verify_label
 
 YES, NO = "Yes", "No"
@@ -160,6 +162,20 @@ def says_yes(text: str) -> bool:
     return verify_label(text, YES).correct
 
 
+def pair_letter(text: str) -> str | None:
+    """The letter (`A` or `B`) a pairwise verdict picks, or None when it picks neither."""
+    for letter in ("A", "B"):
+        if verify_label(text, letter).correct:
+            return letter
+    return None
+
+
+def shown_answer(response: str) -> str:
+    """What a judge sees of a given response (an evaluation item's): its final answer, or
+    all of it when none is found."""
+    return extract_final_answer(response) or response.strip()
+
+
 def _judge_prompts(tasks: Sequence[Task], answers: Sequence[str], settings: StrategySettings) -> list[Messages]:
     return [
         chat_messages(pointwise_prompt(t.question, a, templates=settings.templates), t.system, t.images)
@@ -175,7 +191,25 @@ def judge_greedy(
     top_logprobs: int = 0,
 ) -> list[Generation]:
     """One greedy verdict per (task, final answer)."""
-    if not tasks:
+    return _greedy_verdicts(backend, _judge_prompts(tasks, answers, settings), settings, top_logprobs)
+
+
+def judge_pairs(
+    backend: Backend, tasks: Sequence[Task], pairs: Sequence[tuple[str, str]], settings: StrategySettings
+) -> list[Generation]:
+    """One greedy pairwise verdict (`\\boxed{A}` or `\\boxed{B}`) per (task, (answer A, answer B)),
+    with the first pairwise template."""
+    prompts = [
+        chat_messages(pairwise_prompt(t.question, a, b, templates=settings.templates), t.system, t.images)
+        for t, (a, b) in zip(tasks, pairs)
+    ]
+    return _greedy_verdicts(backend, prompts, settings)
+
+
+def _greedy_verdicts(
+    backend: Backend, prompts: Sequence[Messages], settings: StrategySettings, top_logprobs: int = 0
+) -> list[Generation]:
+    if not prompts:
         return []
     params = SamplingParams(
         n=1,
@@ -184,7 +218,7 @@ def judge_greedy(
         seed=settings.sampling.seed,
         top_logprobs=top_logprobs,
     )
-    return [gens[0] for gens in backend.generate(_judge_prompts(tasks, answers, settings), params)]
+    return [gens[0] for gens in backend.generate(prompts, params)]
 
 
 def score_candidates(
@@ -233,6 +267,15 @@ def pick_vote(candidates: Sequence[Candidate], weighted: bool = False) -> Candid
         return candidates[0]
     winner = max(votes, key=votes.__getitem__)  # dicts keep insertion order: first seen wins ties
     return next(c for c in candidates if c.answer is not None and vote_key(c.answer) == winner)
+
+
+# How each sampling strategy picks the answer that counts from its candidates. Evaluation
+# reuses these on the first k candidates of a record to score smaller n without new calls.
+SELECTORS: dict[str, Callable[[Sequence[Candidate]], Candidate]] = {
+    "best_of_n": pick_best,
+    "majority": pick_vote,
+    "weighted_majority": partial(pick_vote, weighted=True),
+}
 
 
 # --------------------------------------------------------------------------- strategies
