@@ -1,6 +1,6 @@
 """The demo's pipeline on the one-token, fixed-distance text format: does SPARK's judge learn then?
 
-A diagnostic beside `bench/probe_judge_learning.py`, not the demo. It runs `sparkrl demo`'s
+A diagnostic beside `experiments/probe_judge_learning.py`, not the demo. It runs `sparkrl demo`'s
 pipeline (same warm-start data and steps, plain GRPO and SPARK from one warm start, held-out
 evaluation, report) on the text task with
 
@@ -41,9 +41,9 @@ and the rest change how RL trains both runs (docs/demo.md, "What did not help"):
 - `--mark-tokens`: the tokenizer reads a mark glued to a box (`+\\boxed{`, `-\\boxed{`) as one
   token, so a `marks` judge predicts its verdict at the position of its last mark.
 
-    python bench/demo_text_format.py --out runs/format-tens --seed 0 [--rl-steps 40] [--size small]
-    python bench/demo_text_format.py --out runs/format-notes --seed 0 --asked tens-parity --judge-style notes
-    python bench/demo_text_format.py --out runs/format-both --seed 0 --asked tens-parity --judge-style notes --both-orders
+    python experiments/demo_text_format.py --out runs/format-tens --seed 0 [--rl-steps 40] [--size small]
+    python experiments/demo_text_format.py --out runs/format-notes --seed 0 --asked tens-parity --judge-style notes
+    python experiments/demo_text_format.py --out runs/format-both --seed 0 --asked tens-parity --judge-style notes --both-orders
 """
 
 from __future__ import annotations

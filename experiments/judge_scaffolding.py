@@ -1,7 +1,7 @@
 """What a demo's judges wrote before their verdicts, checkpoint by checkpoint.
 
 A diagnostic for demo folders of the one-bit format with `marks` judge replies
-(`sparkrl demo --format one-bit`, or `bench/demo_text_format.py --asked tens-parity
+(`sparkrl demo --format one-bit`, or `experiments/demo_text_format.py --asked tens-parity
 --judge-style marks`). It reads the held-out pairwise evaluations the demo saved
 (`DIR/eval/<model>/pairwise/single.jsonl` and `DIR/eval/curves/<run>/step-N/...`) and counts,
 over every reply (each item is asked in both orders):
@@ -17,7 +17,7 @@ A reply that does not have the expected shape counts as wrong for `own`, `copied
 A judge whose copies and marks stay right can learn to follow its marks; one whose copies drift
 away under RL cannot (docs/demo.md).
 
-    python bench/judge_scaffolding.py runs/demo-seed0 [--runs spark grpo]
+    python experiments/judge_scaffolding.py runs/demo-seed0 [--runs spark grpo]
 """
 
 from __future__ import annotations

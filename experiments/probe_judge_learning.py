@@ -7,14 +7,14 @@ equals the worked answer). RL, which sees a noisy reward per sample instead of t
 at least as many items as this. The demo's warm start never sees such data (its verdicts are
 random); this script only starts from the demo's warm-started model.
 
-    python bench/probe_judge_learning.py --model runs/demo-seed0/models/warmstart
-    python bench/probe_judge_learning.py --modality image --model runs/demo-image-seed0/models/warmstart
+    python experiments/probe_judge_learning.py --model runs/demo-seed0/models/warmstart
+    python experiments/probe_judge_learning.py --modality image --model runs/demo-image-seed0/models/warmstart
 
 Without `--model` it first builds and warm-starts a tiny model itself (the demo's warm-start
 data and settings) on the task format given by `--asked`, `--explicit-carries` and
 `--templates`, so formats can be compared from scratch, e.g. the one-token, fixed-distance one:
 
-    python bench/probe_judge_learning.py --asked tens --explicit-carries --templates tiny-fixed --blocks 4 --steps 250
+    python experiments/probe_judge_learning.py --asked tens --explicit-carries --templates tiny-fixed --blocks 4 --steps 250
 
 Prints, after every block of supervised steps, the held-out pairwise accuracy (greedy, 200
 balanced test-split items of `sparkrl.tiny.task.judge_examples`, each asked in one order, so

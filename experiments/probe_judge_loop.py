@@ -17,9 +17,9 @@ three modes:
 Every `--every` steps it prints, on 200 held-out pairwise items (greedy, one order): the share
 of right verdicts, the share whose verdict follows the judge's own marks (among replies that
 mark exactly one candidate `+`), whose own worked answer is right, and whose two marks agree
-with their own answer (`bench/judge_scaffolding.py` counts the same on demo folders).
+with their own answer (`experiments/judge_scaffolding.py` counts the same on demo folders).
 
-    python bench/probe_judge_loop.py --model runs/demo-seed1/models/warmstart --mode rl --beta 0.3 --steps 50
+    python experiments/probe_judge_loop.py --model runs/demo-seed1/models/warmstart --mode rl --beta 0.3 --steps 50
 """
 
 from __future__ import annotations

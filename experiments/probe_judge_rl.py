@@ -1,6 +1,6 @@
 """Can GRPO teach the tiny model to judge when it trains on nothing else?
 
-A diagnostic beside `bench/probe_judge_learning.py` (which gives the judge labelled verdicts).
+A diagnostic beside `experiments/probe_judge_learning.py` (which gives the judge labelled verdicts).
 Here the warm-started model is trained by plain GRPO through `sparkrl train` on pairwise judge
 prompts only (train-split problems, balanced labels, reward 1 when the verdict names the right
 answer), many more of them than a SPARK run of the demo recycles. It prints the training
@@ -9,12 +9,12 @@ same reward (near 1 when the verdict has collapsed to one letter), then the held
 accuracy of the final model (greedy, 200 test items, one order; `probe_judge_learning.py`'s
 measure, with its copy and own-answer shares).
 
-    python bench/probe_judge_rl.py --model runs/format-tens-seed0/models/warmstart --asked tens \\
+    python experiments/probe_judge_rl.py --model runs/format-tens-seed0/models/warmstart --asked tens \\
         --explicit-carries --templates tiny-fixed --out runs/probe-judge-rl --steps 200 --learning-rate 1e-4
 
-On the one-bit "notes" format (`bench/demo_text_format.py --asked tens-parity --judge-style notes`):
+On the one-bit "notes" format (`experiments/demo_text_format.py --asked tens-parity --judge-style notes`):
 
-    python bench/probe_judge_rl.py --model runs/format-notes-seed0/models/warmstart --asked tens-parity \\
+    python experiments/probe_judge_rl.py --model runs/format-notes-seed0/models/warmstart --asked tens-parity \\
         --explicit-carries --templates tiny-fixed --out runs/probe-judge-rl-notes --steps 100 --learning-rate 3e-4
 
 Other GRPOConfig settings go in `--grpo KEY=VALUE ...` (e.g. `temperature=0.7`,

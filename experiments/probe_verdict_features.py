@@ -15,8 +15,8 @@ letter), on the model's own greedy replies to held-out pairwise prompts:
   amount proportional to the square of this, so a small value means a long plateau;
 - `verdict`: the greedy verdict's accuracy (the warm start's, about 50% by construction).
 
-    python bench/probe_verdict_features.py --asked tens-parity --judge-style notes --seeds 0 1 2
-    python bench/probe_verdict_features.py --asked tens-parity --judge-style marks --seeds 0 1 2
+    python experiments/probe_verdict_features.py --asked tens-parity --judge-style notes --seeds 0 1 2
+    python experiments/probe_verdict_features.py --asked tens-parity --judge-style marks --seeds 0 1 2
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ and the final model on the demo's held-out problems and judge items (same seed, 
 greedy; no self-reflection). It prints one JSON line: training seconds, the measurements, and
 how many of the run's rounds were recycled.
 
-    python bench/rerun_demo_run.py runs/demo-seed2 runs/rerun-lr5e-4 grpo.learning_rate=5e-4
-    python bench/rerun_demo_run.py runs/demo-seed2 runs/rerun-floor grpo.lr_scheduler_type=cosine_with_min_lr \\
+    python experiments/rerun_demo_run.py runs/demo-seed2 runs/rerun-lr5e-4 grpo.learning_rate=5e-4
+    python experiments/rerun_demo_run.py runs/demo-seed2 runs/rerun-floor grpo.lr_scheduler_type=cosine_with_min_lr \\
         'grpo.lr_scheduler_kwargs={min_lr_rate: 0.2}'
-    python bench/rerun_demo_run.py runs/demo-seed1 runs/rerun-grpo --run grpo grpo.learning_rate=5e-4
+    python experiments/rerun_demo_run.py runs/demo-seed1 runs/rerun-grpo --run grpo grpo.learning_rate=5e-4
 
 Two at a time fit a 2-core machine (each trains on one thread), as in the demo; times are
 then those of two runs sharing the machine. Run it from the folder the demo ran in (its

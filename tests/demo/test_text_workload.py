@@ -67,26 +67,35 @@ def test_demo_text_formats(tmp_path) -> None:
         DemoConfig(out=Path("x"), text_format="two-bit")
 
 
-def test_training_options_reach_the_model_and_the_runs(tmp_path, monkeypatch) -> None:
-    import sparkrl.tiny
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@pytest.mark.parametrize("style", ["marks", "checks", "lookup"])
+def test_direct_answers_on_the_top_digit_reach_every_part(tmp_path, style) -> None:
+    """The task of experiments/digit_demo.py: the hundreds digit of a sum of two 3-digit numbers
+    (ten possible answers), answered directly by the policy and worked column by column by the judge."""
+    from sparkrl.templates import resolve_templates
+    from sparkrl.tiny import WarmStartData, build_pairs
+    from sparkrl.tiny.task import boxed_answer
 
-    from sparkrl.tiny.tokenizer import BOXED
-
-    real = sparkrl.tiny.WarmStartConfig
-    monkeypatch.setattr(sparkrl.tiny, "WarmStartConfig", lambda steps, log_every: real(steps=2, log_every=1))
-    workload = TextWorkload(quick=True, asked="tens-parity", explicit_carries=True, templates="tiny-fixed",
-                            judge_style="marks", tie_embeddings=False, mark_tokens=True, first_verdict_share=0.75,
-                            steps_per_round=4, schedule="mix")
-    workload.warm_start(tmp_path, seed=0, progress=lambda line: None)
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(tmp_path), AutoTokenizer.from_pretrained(tmp_path)
-    assert not model.config.tie_word_embeddings
-    assert tokenizer.convert_ids_to_tokens(tokenizer("0+\\boxed{A}", add_special_tokens=False)["input_ids"])[1] == "+" + BOXED
-    settings = workload.grpo_settings()
-    assert (settings["generation_batch_size"], settings["per_device_train_batch_size"]) == (32, 8)  # quick: 4 prompts
-    assert TextWorkload().grpo_settings()["per_device_train_batch_size"] == 128
-    with pytest.raises(ValueError, match="schedule"):
-        TextWorkload(schedule="off")
+    workload = TextWorkload(digits=3, asked="top", explicit_carries=True, direct_answers=True, judge_slip=0.0,
+                            templates="tiny-fixed", judge_style=style, max_completion_length=64)
+    rows = [json.loads(line) for line in workload.write_train_data(tmp_path, 80, seed=0).read_text().splitlines()]
+    assert all(row["question"].startswith("hundreds of ") and len(row["answer"]) == 1 for row in rows)
+    assert len({row["answer"] for row in rows}) == 10  # ten possible answers
+    for item in workload.judge_items(tmp_path, "pairwise", 40, seed=0):  # a wrong candidate is always wrong
+        assert boxed_answer(item.response_a) != boxed_answer(item.response_b)
+    pairs = build_pairs(workload._task(), WarmStartData(policy=20, pointwise=20, pairwise=20, reflection=20), 0,
+                        templates=resolve_templates(workload.templates), judge_style=style)
+    for pair in pairs:
+        if pair.task in ("policy", "reflection"):
+            assert pair.completion == "\\boxed{" + pair.label + "}"  # the answer only
+            continue
+        # Three written columns (judge_slip 0: always right), the comparison, the random verdict.
+        own = boxed_answer(pair.completion.split(" ")[3])
+        assert pair.completion.count("=") >= 3 and pair.completion.endswith("\\boxed{" + pair.label + "}")
+        shown = pair.prompt.split("\n")[-2]
+        if style == "lookup" and pair.task == "pairwise":
+            letter = "A" if shown.split()[1] == own else "B" if shown.split()[3] == own else "-"
+            assert f"={letter}\\boxed{{" in pair.completion
+    assert workload.grpo_settings()["max_completion_length"] == 64 and workload.schedule == "alternate"
 
 
 @pytest.mark.parametrize("quick, expected", [(False, 3), (True, 250)])

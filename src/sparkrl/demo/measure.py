@@ -10,7 +10,9 @@ evaluation.
 - judge_pairwise_accuracy: A/B on held-out pairs, each asked in both orders (a judge that
   always answers `A` scores 50%);
 - self_reflection_accuracy: answer, self-judge, revise when the verdict is not Yes, up to 2
-  rounds; the last answer counts.
+  rounds; the last answer counts; with it self_reflection_wrong_to_right and
+  self_reflection_right_to_wrong, how many held-out problems the loop turned from a wrong first
+  answer into a right last one and back.
 """
 
 from __future__ import annotations
@@ -72,5 +74,8 @@ def measure(job: MeasureJob) -> dict[str, float]:
         "judge_pairwise_accuracy": run("pairwise", ("single",))["single"]["accuracy"],
     }
     if job.reflection:
-        results["self_reflection_accuracy"] = reasoning["reflection"]["accuracy"]
+        reflection = reasoning["reflection"]
+        results["self_reflection_accuracy"] = reflection["accuracy"]
+        results["self_reflection_wrong_to_right"] = reflection.get("wrong_to_right", 0)
+        results["self_reflection_right_to_wrong"] = reflection.get("right_to_wrong", 0)
     return results

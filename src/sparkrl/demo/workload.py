@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 from sparkrl.benchmarks import PairwiseItem, PointwiseItem
 from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
-from sparkrl.schedule import SCHEDULES
 
 Progress = Callable[[str], None]
 
@@ -88,26 +87,46 @@ def balanced_judge_items(kind: str, cases: Sequence[tuple[str, str, str, tuple[s
     return items
 
 
+def warm_started(
+    folder: Path, seed: int, build: Callable[[], tuple[Any, Any]], train: Callable[[Any, Any], Any],
+    frozen: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The warm-start stage of every workload, text or image: seed torch, build the tokenizer
+    (or processor) and the tiny model from scratch (`build`), freeze `frozen` parameter
+    prefixes, run the supervised loop (`train(model, tokenizer)`, returning a
+    `sparkrl.tiny.warmstart.WarmStartReport`), save both as one Hugging Face folder, and report."""
+    import torch
+
+    from sparkrl.models import freeze_parameters
+    from sparkrl.tiny.model import parameter_count
+
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    tokenizer, model = build()
+    if frozen:
+        freeze_parameters(model, frozen)
+    report = train(model, tokenizer)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return {**asdict(report), "seconds_with_data": time.perf_counter() - started, "parameters": parameter_count(model)}
+
+
 # The demo runs' learning rate unless a workload sets its own (the `one-bit` format: 5e-4).
 DEMO_LEARNING_RATE = 3e-4
 
 
 def demo_grpo_settings(
-    quick: bool, max_completion_length: int, lr_schedule: str = "constant", beta: float = 0.0, steps_per_round: int = 1,
+    quick: bool, max_completion_length: int, lr_schedule: str = "constant", beta: float = 0.0,
     learning_rate: float = DEMO_LEARNING_RATE,
 ) -> dict[str, Any]:
-    """The GRPO settings every demo run shares; a workload sets the completion length and may
-    set the learning rate and its schedule (TRL's `lr_scheduler_type`), the KL coefficient, and
-    how many optimizer steps train on each round's completions (each step on an equal share of
-    them)."""
-    prompts = 4 if quick else 16
-    batch = 8 * prompts
-    if steps_per_round < 1 or batch % steps_per_round:
-        raise ValueError(f"steps_per_round must divide the {batch} completions of a round, got {steps_per_round}")
+    """The GRPO settings every demo run shares (one optimizer step per round of 16 prompts x 8
+    samples); a workload sets the completion length and may set the learning rate and its
+    schedule (TRL's `lr_scheduler_type`) and the KL coefficient."""
+    batch = 8 * (4 if quick else 16)
     return {
         "num_generations": 8,
         "generation_batch_size": batch,
-        "per_device_train_batch_size": batch // steps_per_round,
+        "per_device_train_batch_size": batch,
         "max_completion_length": max_completion_length,
         "learning_rate": learning_rate,
         "lr_scheduler_type": lr_schedule,
@@ -127,20 +146,16 @@ class TextWorkload:
     hold then).
     asked, explicit_carries, templates, judge_style: the task format (`sparkrl.tiny.task.TaskConfig`,
     the judge template set, how warm-start judge replies are written: `sparkrl.tiny.warmstart.build_pairs`);
-    the defaults are the `sum` format, `TEXT_FORMATS` holds the demo's formats (`one-bit` is its
-    default), `bench/demo_text_format.py` sets them one by one.
-    paired_verdicts: the warm start shows each judge prompt once with each verdict (`build_pairs`).
+    the defaults are the `sum` format, `TEXT_FORMATS` holds the demo's formats.
+    digits, carry_slip, direct_answers, judge_slip: the problems' size and the warm-start
+    teacher (`TaskConfig`).
+    max_completion_length: the RL runs' completion budget in tokens (a judge reply must fit).
     warm_start_steps: supervised warm-start steps (250 with `quick`).
+    warm_start_data: `WarmStartData` sizes of the warm start (its defaults where not given).
     rl_steps: the policy-step budget of each RL run (4 with `quick`).
     learning_rate, lr_schedule, kl_beta: the RL learning rate, its schedule (TRL's
     `lr_scheduler_type`) and the KL coefficient to the warm start (TRL's `beta`) of both runs.
-    steps_per_round: optimizer steps on each round's completions, in both runs (`demo_grpo_settings`).
-    schedule: the SPARK runs' round schedule (`sparkrl.schedule`: the authors' `alternate`, or `mix`).
-    tie_embeddings: the tiny model's output layer shares its input embeddings
-    (`sparkrl.tiny.model.build_tiny_model`).
-    first_verdict_share: how often warm-start verdicts are the first label (`build_pairs`).
-    mark_tokens: a judge's last mark and the verdict's box are one token (`+\\boxed{`; see
-    `sparkrl.tiny.tokenizer.build_tokenizer`).
+    recycling: the SPARK runs' `spark.recycling` settings.
     """
 
     quick: bool = False
@@ -149,27 +164,22 @@ class TextWorkload:
     carry_slip: float = 0.5
     asked: str = "sum"
     explicit_carries: bool = False
+    direct_answers: bool = False
+    judge_slip: float | None = None
+    max_completion_length: int = 48
     templates: str = "tiny"
     judge_style: str = "compare"
-    paired_verdicts: bool = False
     warm_start_steps: int = 1000
+    warm_start_data: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     rl_steps: int = 40
     learning_rate: float = DEMO_LEARNING_RATE
     lr_schedule: str = "constant"
     kl_beta: float = 0.0
-    steps_per_round: int = 1
-    schedule: str = "alternate"
-    tie_embeddings: bool = True
-    mark_tokens: bool = False
-    first_verdict_share: float = 0.5
     # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
     recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}))
     name: str = field(default="text", init=False)
     frozen: tuple[str, ...] = field(default=(), init=False)
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES or self.schedule == "off":
-            raise ValueError(f"schedule must be 'alternate' or 'mix' (a SPARK run recycles), got {self.schedule!r}")
+    schedule: str = field(default="alternate", init=False)
 
     @property
     def policy_steps(self) -> int:
@@ -179,34 +189,28 @@ class TextWorkload:
         from sparkrl.tiny.task import TaskConfig
 
         return TaskConfig(digits=self.digits, carry_slip=self.carry_slip, asked=self.asked,
-                          explicit_carries=self.explicit_carries)
+                          explicit_carries=self.explicit_carries, direct_answers=self.direct_answers,
+                          judge_slip=self.judge_slip)
 
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
-        import torch
-
-        from sparkrl.tiny import WarmStartConfig, WarmStartData, build_pairs, build_tiny_model, build_tokenizer, warm_start
-        from sparkrl.tiny.model import parameter_count
-
-        torch.manual_seed(seed)
-        data = WarmStartData(policy=600, pointwise=150, pairwise=150, reflection=150) if self.quick else WarmStartData()
-        steps = WarmStartConfig(steps=250 if self.quick else self.warm_start_steps, log_every=50 if self.quick else 100)
-        started = time.perf_counter()
-        tokenizer = build_tokenizer(self.mark_tokens)
-        model = build_tiny_model(tokenizer, seed, "nano" if self.quick else self.size, self.tie_embeddings)
         from sparkrl.templates import resolve_templates
+        from sparkrl.tiny import WarmStartConfig, WarmStartData, build_pairs, build_tiny_model, build_tokenizer, warm_start
 
-        pairs = build_pairs(self._task(), data, seed, templates=resolve_templates(self.templates),
-                            judge_style=self.judge_style, paired_verdicts=self.paired_verdicts,
-                            first_verdict_share=self.first_verdict_share)
-        report = warm_start(model, tokenizer, pairs, steps, seed, progress=progress)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        return {
-            **asdict(report),
-            "seconds_with_data": time.perf_counter() - started,
-            "parameters": parameter_count(model),
-            "size": "nano" if self.quick else self.size,
-        }
+        data = (WarmStartData(policy=600, pointwise=150, pairwise=150, reflection=150) if self.quick
+                else WarmStartData(**self.warm_start_data))
+        steps = WarmStartConfig(steps=250 if self.quick else self.warm_start_steps, log_every=50 if self.quick else 100)
+        size = "nano" if self.quick else self.size
+
+        def build() -> tuple[Any, Any]:
+            tokenizer = build_tokenizer()
+            return tokenizer, build_tiny_model(tokenizer, seed, size)
+
+        def train(model: Any, tokenizer: Any) -> Any:
+            pairs = build_pairs(self._task(), data, seed, templates=resolve_templates(self.templates),
+                                judge_style=self.judge_style)
+            return warm_start(model, tokenizer, pairs, steps, seed, progress=progress)
+
+        return {**warm_started(folder, seed, build, train), "size": size}
 
     def write_train_data(self, folder: Path, n: int, seed: int) -> Path:
         from sparkrl.data import examples_to_jsonl
@@ -230,8 +234,8 @@ class TextWorkload:
         return balanced_judge_items(kind, [(p.question, correct_solution(p), wrong_solution(p, rng), ()) for p in problems])
 
     def grpo_settings(self) -> dict[str, Any]:
-        return demo_grpo_settings(self.quick, max_completion_length=48, lr_schedule=self.lr_schedule, beta=self.kl_beta,
-                                  steps_per_round=self.steps_per_round, learning_rate=self.learning_rate)
+        return demo_grpo_settings(self.quick, max_completion_length=self.max_completion_length, lr_schedule=self.lr_schedule,
+                                  beta=self.kl_beta, learning_rate=self.learning_rate)
 
 
 # The text formats of `sparkrl demo --format` (docs/demo.md):

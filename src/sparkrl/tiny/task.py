@@ -37,7 +37,9 @@ from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt
 
 SPLITS = ("train", "test")
-ASKED = ("sum", "tens", "tens-parity")
+ASKED = ("sum", "tens", "tens-parity", "top")
+# How a question names the top place of `digits`-digit numbers (`asked="top"`).
+PLACES = {2: "tens", 3: "hundreds", 4: "thousands", 5: "ten-thousands", 6: "hundred-thousands"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,14 @@ class TaskConfig:
     digits: digits per number (1-6); numbers never start with 0.
     carry_slip: probability that the teacher forgets a carry it should write.
     test_fraction: share of the problem space reserved for the test split.
-    asked: the answer asked for: the whole sum, its tens digit (a one-token answer) or the
-        parity of that digit (a one-bit answer).
+    asked: the answer asked for: the whole sum, its tens digit (a one-token answer), the
+        parity of that digit (a one-bit answer), or its digit at the numbers' top place
+        ("top": the hundreds digit of a sum of 3-digit numbers, one of ten values that depends
+        on every carry below it).
     explicit_carries: write the carry of every column after the first, 0 included.
+    direct_answers: policy and reflection replies state only the asked answer (`\\boxed{6}`),
+        without the written columns; judge replies still work the question (`sparkrl.tiny.warmstart`).
+    judge_slip: the teacher's carry slip when it works a judge's solution (None: `carry_slip`).
     """
 
     operands: int = 2
@@ -59,8 +66,12 @@ class TaskConfig:
     test_fraction: float = 0.1
     asked: str = "sum"
     explicit_carries: bool = False
+    direct_answers: bool = False
+    judge_slip: float | None = None
 
     def __post_init__(self) -> None:
+        if self.judge_slip is not None and not 0.0 <= self.judge_slip <= 1.0:
+            raise ValueError(f"TaskConfig.judge_slip must be in [0, 1] or None, got {self.judge_slip}")
         if not 2 <= self.operands <= 4:
             raise ValueError(f"TaskConfig.operands must be 2-4, got {self.operands}")
         if not 1 <= self.digits <= 6:
@@ -94,15 +105,21 @@ class Problem:
             raise ValueError(f"Problem.asked must be one of {ASKED}, got {self.asked!r}")
 
     @property
+    def digits(self) -> int:
+        return max(len(str(n)) for n in self.operands)
+
+    @property
     def question(self) -> str:
         expression = "+".join(str(n) for n in self.operands)
         if self.asked == "tens-parity":
             return f"parity of tens of {expression}"
+        if self.asked == "top":
+            return f"{PLACES.get(self.digits, 'top')} of {expression}"
         return expression if self.asked == "sum" else f"tens of {expression}"
 
     @property
     def answer(self) -> str:
-        return stated_answer(sum(self.operands), self.asked)
+        return stated_answer(sum(self.operands), self.asked, self.digits)
 
     def to_example(self, split: str) -> Example:
         return Example(
@@ -125,10 +142,12 @@ class Column:
         return "+".join(str(t) for t in terms) + f"={self.total}"
 
 
-def stated_answer(total: int, asked: str) -> str:
-    """The answer a solution states for a (possibly wrong) total."""
+def stated_answer(total: int, asked: str, digits: int = 2) -> str:
+    """The answer a solution states for a (possibly wrong) total of `digits`-digit numbers."""
     if asked == "tens-parity":
         return str(total // 10 % 2)
+    if asked == "top":
+        return str(total // 10 ** (digits - 1) % 10)
     return str(total) if asked == "sum" else str(total // 10 % 10)
 
 
@@ -200,7 +219,16 @@ def answer_of(cols: list[Column]) -> str:
 
 def render(cols: list[Column], problem: Problem) -> str:
     steps = " ".join(c.text(explicit_carry=problem.explicit_carries and i > 0) for i, c in enumerate(cols))
-    return steps + " \\boxed{" + stated_answer(int(answer_of(cols)), problem.asked) + "}"
+    return steps + " " + boxed(stated_answer(int(answer_of(cols)), problem.asked, problem.digits))
+
+
+def boxed(answer: str) -> str:
+    return "\\boxed{" + answer + "}"
+
+
+def direct_reply(solution: str) -> str:
+    """A solution cut to its stated answer (`\\boxed{6}`): how `direct_answers` replies are written."""
+    return boxed(boxed_answer(solution))
 
 
 def correct_solution(problem: Problem) -> str:
@@ -218,18 +246,23 @@ def teacher_solution(problem: Problem, rng: random.Random, carry_slip: float) ->
 def wrong_solution(problem: Problem, rng: random.Random) -> str:
     """A consistent solution with a wrong answer: a forgotten carry or a column miscounted by one.
 
-    When only the tens digit is asked, a miscount in another column may leave it right; the
-    tens column is miscounted then, which always changes it.
+    When only one digit is asked, a miscount in another column may leave it right; the
+    column of that digit is miscounted then, which always changes it.
     """
     honest = columns(problem)
     carries_at = [i for i in range(1, len(honest)) if honest[i - 1].total >= 10]
     if carries_at and rng.random() < 0.5:
-        return render(columns(problem, dropped=frozenset([rng.choice(carries_at)])), problem)
-    index = rng.randrange(len(honest))
-    error = 1 if honest[index].total == 0 or rng.random() < 0.5 else -1
-    wrong = render(columns(problem, bumped={index: error}), problem)
+        wrong = render(columns(problem, dropped=frozenset([rng.choice(carries_at)])), problem)
+        # Only a carry below the asked column may leave its digit right (`asked="top"`, 3+ digits).
+        error = 1
+    else:
+        index = rng.randrange(len(honest))
+        error = 1 if honest[index].total == 0 or rng.random() < 0.5 else -1
+        wrong = render(columns(problem, bumped={index: error}), problem)
     if boxed_answer(wrong) == problem.answer and len(honest) > 1:
-        wrong = render(columns(problem, bumped={1: 1 if honest[1].total == 0 else error}), problem)
+        asked_column = len(honest) - 1 if problem.asked == "top" else 1
+        wrong = render(
+            columns(problem, bumped={asked_column: 1 if honest[asked_column].total == 0 else error}), problem)
     return wrong
 
 

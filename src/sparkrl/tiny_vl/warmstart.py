@@ -16,9 +16,7 @@ processor's chat template. Judge and reflection prompts use the tiny template po
 from __future__ import annotations
 
 import itertools
-import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +27,7 @@ from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLEC
 from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt, reflection_prompt
 from sparkrl.tiny.task import boxed_answer
 from sparkrl.tiny.templates import TINY_TEMPLATES
-from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, WarmStartData, judge_reply, length_bucketed_batches
+from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, WarmStartData, WarmStartReport, fit, judge_reply
 from sparkrl.tiny_vl.task import (
     ShapeProblem,
     ShapeTaskConfig,
@@ -127,13 +125,6 @@ def collate(encoded: Sequence[tuple[list[int], int, torch.Tensor]], pad_id: int)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, "pixel_values": pixel_values}
 
 
-def _lr_factor(step: int, config: WarmStartConfig) -> float:
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def warm_start_vl(
     model: PreTrainedModel,
     processor: ProcessorMixin,
@@ -142,27 +133,11 @@ def warm_start_vl(
     cell: int,
     seed: int,
     progress: Callable[[str], None] | None = print,
-) -> tuple[float, float, float]:
-    """Train `model` in place on `pairs`; returns (seconds, first loss, final loss)."""
+) -> WarmStartReport:
+    """Train `model` in place on `pairs` with the text warm start's loop (`sparkrl.tiny.warmstart.fit`)."""
     if not pairs:
         raise ValueError("warm_start_vl needs at least one pair")
     encoded = [encode_image_pair(processor, item, cell) for item in pairs]
-    batches = length_bucketed_batches([len(ids) for ids, _, _ in encoded], config.batch_size, seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, config))
-    model.train()
-    started, losses = time.perf_counter(), []
-    for step in range(1, config.steps + 1):
-        loss = model(**collate([encoded[i] for i in next(batches)], processor.tokenizer.pad_token_id)).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if progress and (step % config.log_every == 0 or step == config.steps):
-            recent = losses[-config.log_every :]
-            progress(f"vl warm start step {step}/{config.steps} loss {sum(recent) / len(recent):.3f} "
-                     f"({time.perf_counter() - started:.0f}s)")
-    model.eval()
-    return time.perf_counter() - started, losses[0], losses[-1]
+    pad = processor.tokenizer.pad_token_id
+    return fit(model, encoded, [len(ids) for ids, _, _ in encoded], lambda rows: collate(rows, pad), config, seed,
+               progress, label="vl warm start")

@@ -27,14 +27,13 @@ room.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparkrl.benchmarks import PairwiseItem, PointwiseItem
-from sparkrl.demo.workload import PAIRWISE_RICH_RECYCLING, Progress, balanced_judge_items, demo_grpo_settings
+from sparkrl.demo.workload import PAIRWISE_RICH_RECYCLING, Progress, balanced_judge_items, demo_grpo_settings, warm_started
 from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.tiny_vl.task import ShapeProblem, ShapeTaskConfig
 
@@ -70,15 +69,10 @@ class ImageWorkload:
         return ShapeTaskConfig(grid=self.grid, cell=TinyVLSize().patch_size, slip=self.slip)
 
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
-        import torch
-
-        from sparkrl.models import freeze_parameters
-        from sparkrl.tiny.model import parameter_count
         from sparkrl.tiny.warmstart import WarmStartConfig, WarmStartData
         from sparkrl.tiny_vl.model import TinyVLSize, build_tiny_vl_model, build_vl_processor
         from sparkrl.tiny_vl.warmstart import build_image_pairs, warm_start_vl
 
-        torch.manual_seed(seed)
         task = self._task()
         size = TinyVLSize(image_size=task.image_size, patch_size=task.cell)
         if self.quick:
@@ -87,24 +81,16 @@ class ImageWorkload:
         else:
             data = WarmStartData(policy=2000, pointwise=1000, pairwise=1000, reflection=400)
             steps = WarmStartConfig(steps=3000, batch_size=32, log_every=250)
-        started = time.perf_counter()
-        processor = build_vl_processor(size)
-        model = build_tiny_vl_model(processor, seed, size)
-        pairs = build_image_pairs(task, data, seed)
+
+        def build() -> tuple[Any, Any]:
+            processor = build_vl_processor(size)
+            return processor, build_tiny_vl_model(processor, seed, size)
+
+        def train(model: Any, processor: Any) -> Any:
+            return warm_start_vl(model, processor, build_image_pairs(task, data, seed), steps, task.cell, seed, progress)
+
         # Vision tower and projector keep their random weights (see the module docstring).
-        freeze_parameters(model, self.frozen)
-        seconds, first_loss, final_loss = warm_start_vl(model, processor, pairs, steps, task.cell, seed, progress)
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
-        return {
-            "steps": steps.steps,
-            "seconds": seconds,
-            "first_loss": first_loss,
-            "final_loss": final_loss,
-            "seconds_with_data": time.perf_counter() - started,
-            "parameters": parameter_count(model),
-            "pairs": len(pairs),
-        }
+        return {**warm_started(folder, seed, build, train, self.frozen), "pairs": data.total}
 
     def write_train_data(self, folder: Path, n: int, seed: int) -> Path:
         from sparkrl.tiny_vl.task import split_capacity, write_dataset
