@@ -12,7 +12,7 @@ in the warm start. How it writes the comparison is `--judge-style` (`sparkrl.tin
 - `checks`: each candidate copied with the judge's own answer beside it, then the mark;
 - `lookup`: only which candidate is the judge's own answer (its letter; `+`/`-` pointwise).
 
-    python experiments/digit_demo.py --out runs/digit-seed0 --seed 0 [--judge-style lookup] [--warm-start-only]
+    python experiments/digit_demo.py --out runs/digit-seed0 --seed 0 [--judge-style lookup] [--size small] [--warm-start-only]
 
 `--warm-start-only` builds and measures the warm start alone (held-out policy, judges and what
 the judges wrote, `experiments/digit_scaffolding.py`), which is where the formats failed so far.
@@ -46,9 +46,11 @@ DIGIT = MappingProxyType({
 class DigitDemo(DemoConfig):
     judge_style: str = "lookup"
     rl_steps: int = 120
+    size: str = "micro"
 
     def workload(self) -> Workload:
-        return TextWorkload(quick=self.quick, **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps})
+        return TextWorkload(quick=self.quick, size=self.size,
+                            **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps})
 
 
 def main() -> int:
@@ -57,9 +59,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--judge-style", choices=("marks", "checks", "lookup"), default="lookup")
     parser.add_argument("--rl-steps", type=int, default=120)
+    parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
     parser.add_argument("--warm-start-only", action="store_true")
     args = parser.parse_args()
-    config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps)
+    config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
+                       size=args.size)
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:
