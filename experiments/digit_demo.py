@@ -47,10 +47,15 @@ class DigitDemo(DemoConfig):
     judge_style: str = "lookup"
     rl_steps: int = 120
     size: str = "micro"
+    comparisons: int = 0
 
     def workload(self) -> Workload:
+        data = dict(DIGIT["warm_start_data"])
+        if self.comparisons:  # drills take the place of policy pairs, so the steps stay one pass
+            data.update(policy=data["policy"] - self.comparisons, comparisons=self.comparisons)
         return TextWorkload(quick=self.quick, size=self.size,
-                            **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps})
+                            **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps,
+                               "warm_start_data": MappingProxyType(data)})
 
 
 def main() -> int:
@@ -60,10 +65,12 @@ def main() -> int:
     parser.add_argument("--judge-style", choices=("marks", "checks", "lookup"), default="lookup")
     parser.add_argument("--rl-steps", type=int, default=120)
     parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
+    parser.add_argument("--comparisons", type=int, default=0,
+                        help="comparison drills in the warm start (WarmStartData.comparisons), in place of policy pairs")
     parser.add_argument("--warm-start-only", action="store_true")
     args = parser.parse_args()
     config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
-                       size=args.size)
+                       size=args.size, comparisons=args.comparisons)
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:

@@ -199,3 +199,32 @@ def test_paired_verdicts_give_every_judge_prompt_each_verdict_once(style: str) -
         assert first.correct == second.correct
     # Unpaired data of the same seed is left as it was.
     assert build_pairs(TASK, data, 0) == build_pairs(TASK, data, 0, paired_verdicts=False)
+
+
+@pytest.mark.parametrize("style", ["checks", "marks"])
+def test_comparison_drills_mark_two_digits_like_the_judge_replies_do(style: str) -> None:
+    import re
+
+    from sparkrl.tiny.warmstart import TASK_COMPARISON
+
+    task = TaskConfig(digits=3, asked="top", explicit_carries=True, direct_answers=True)
+    built = build_pairs(task, WarmStartData(policy=10, pointwise=10, pairwise=10, reflection=0, comparisons=2000), 0,
+                        judge_style=style)
+    drills = [p for p in built if p.task == TASK_COMPARISON]
+    assert len(drills) == 2000 and len(built) == 2030
+    same = 0
+    for pair in drills:
+        first, second = re.fullmatch(r"Compare (\d) and (\d)", pair.prompt).groups()
+        mark = "+" if first == second else "-"
+        assert pair.completion == (f"{first}~{second}{mark}" if style == "checks" else f"{first}{mark}")
+        assert pair.label == pair.correct == mark
+        same += first == second
+    assert abs(same / len(drills) - 0.5) < 0.05  # half the drills compare equal digits
+    # The other pairs are exactly those of the same data without drills.
+    plain = build_pairs(task, WarmStartData(policy=10, pointwise=10, pairwise=10, reflection=0), 0, judge_style=style)
+    key = lambda p: (p.task, p.prompt, p.completion)  # noqa: E731
+    assert sorted(map(key, (p for p in built if p.task != TASK_COMPARISON))) == sorted(map(key, plain))
+    with pytest.raises(ValueError, match="comparison drills"):
+        build_pairs(task, WarmStartData(policy=10, comparisons=5), 0, judge_style="lookup")
+    with pytest.raises(ValueError, match="WarmStartData"):
+        WarmStartData(comparisons=-1)

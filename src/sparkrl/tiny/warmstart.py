@@ -19,7 +19,12 @@ is that judging is learnt by SPARK's RL. So in this data
   mark (`A: 0- B: 1+`, the last one right before the verdict); the verdict stays random and
   ignores notes and marks, so the comparison is written out but judging is still not taught;
 - every reflection target is a fresh teacher solution, drawn without looking at the wrong
-  attempt, so it is right or wrong exactly as often as a policy target.
+  attempt, so it is right or wrong exactly as often as a policy target;
+- optional comparison drills (`WarmStartData.comparisons`): `Compare 4 and 5` answered with
+  the mark a "checks" or "marks" reply writes (`4~5-`), on digits alone, with no question and
+  no candidate from the task. With ten possible answers the model did not learn the marks from
+  judge replies alone in 2,000 steps (the first mark at chance); the drills teach the
+  comparison that the marks need. They say nothing about any verdict.
 
 Prompts are rendered with the recycling templates (`sparkrl.templates`, tiny pool) and the
 tokenizer's chat template, exactly as the RL trainer will render them.
@@ -61,9 +66,10 @@ class WarmStartData:
     pointwise: int = 600
     pairwise: int = 600
     reflection: int = 600
+    comparisons: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("policy", "pointwise", "pairwise", "reflection"):
+        for name in ("policy", "pointwise", "pairwise", "reflection", "comparisons"):
             if getattr(self, name) < 0:
                 raise ValueError(f"WarmStartData.{name} must be >= 0, got {getattr(self, name)}")
         if self.total == 0:
@@ -71,7 +77,7 @@ class WarmStartData:
 
     @property
     def total(self) -> int:
-        return self.policy + self.pointwise + self.pairwise + self.reflection
+        return self.policy + self.pointwise + self.pairwise + self.reflection + self.comparisons
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class SupervisedPair:
 
 
 JUDGE_STYLES = ("compare", "notes", "marks", "checks", "lookup")
+# The `task` of a comparison drill (`comparison_pair`): not one of the recycled kinds.
+TASK_COMPARISON = "comparison"
 
 
 def judge_reply(solution: str, shown: str, verdict: str) -> str:
@@ -237,6 +245,17 @@ def pairwise_pairs(
                           style, paired, first_share)
 
 
+def comparison_pair(rng: random.Random, style: str) -> SupervisedPair:
+    """A comparison drill: two digits, equal half of the time, and the mark a `style` reply
+    writes for them (`checks`: `4~5-`, `marks`: `4-` against the second digit)."""
+    first = rng.randrange(10)
+    second = first if rng.random() < 0.5 else rng.choice([d for d in range(10) if d != first])
+    a, b = str(first), str(second)
+    reply = agreement_mark(a, b) if style == "marks" else checked_mark(a, b)
+    same = "+" if a == b else "-"
+    return SupervisedPair(f"Compare {a} and {b}", reply, TASK_COMPARISON, same, same)
+
+
 def reflection_pair(
     problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, direct: bool = False,
 ) -> SupervisedPair:
@@ -294,9 +313,13 @@ def build_pairs(
         raise ValueError(f"first_verdict_share must be strictly between 0 and 1, got {first_verdict_share}")
     if judge_style not in JUDGE_STYLES:
         raise ValueError(f"judge_style must be one of {JUDGE_STYLES}, got {judge_style!r}")
+    if data.comparisons and judge_style not in ("marks", "checks"):
+        raise ValueError(f"comparison drills go with judge_style 'marks' or 'checks', got {judge_style!r}")
     rng = random.Random(f"tiny-warmstart/{seed}")
     # Small task spaces (1-2 digits) hold fewer problems than the data asks for; reuse them.
-    pool = generate_problems(task, "train", min(data.total, split_capacity(task, "train")), seed)
+    # Drills use no problem, so the problems (and every other pair) are the same with or without them.
+    wanted = data.total - data.comparisons
+    pool = generate_problems(task, "train", max(1, min(wanted, split_capacity(task, "train"))), seed)
     problems = itertools.cycle(pool)
     slip, direct = task.carry_slip, task.direct_answers
     judge_slip = slip if task.judge_slip is None else task.judge_slip
@@ -308,6 +331,7 @@ def build_pairs(
                                 first_share=first_verdict_share)]
         pairs += judged[:count]
     pairs += [reflection_pair(next(problems), rng, slip, templates, direct) for _ in range(data.reflection)]
+    pairs += [comparison_pair(rng, judge_style) for _ in range(data.comparisons)]
     rng.shuffle(pairs)
     return pairs
 
