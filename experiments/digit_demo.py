@@ -48,10 +48,13 @@ class DigitDemo(DemoConfig):
     rl_steps: int = 120
     size: str = "micro"
     comparisons: int = 0
+    warm_start_data: tuple[int, ...] = ()
 
     def workload(self) -> Workload:
         data = dict(DIGIT["warm_start_data"])
-        if self.comparisons:  # drills take the place of policy pairs, so the steps stay one pass
+        if self.warm_start_data:
+            data = dict(zip(("policy", "pointwise", "pairwise", "reflection", "comparisons"), self.warm_start_data))
+        elif self.comparisons:  # drills take the place of policy pairs, so the steps stay one pass
             data.update(policy=data["policy"] - self.comparisons, comparisons=self.comparisons)
         return TextWorkload(quick=self.quick, size=self.size,
                             **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps,
@@ -67,10 +70,14 @@ def main() -> int:
     parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
     parser.add_argument("--comparisons", type=int, default=0,
                         help="comparison drills in the warm start (WarmStartData.comparisons), in place of policy pairs")
+    parser.add_argument("--warm-start-data", type=int, nargs=5, default=(),
+                        metavar=("POLICY", "POINTWISE", "PAIRWISE", "REFLECTION", "COMPARISONS"),
+                        help="warm-start pairs of each kind (WarmStartData), instead of the defaults and --comparisons")
     parser.add_argument("--warm-start-only", action="store_true")
     args = parser.parse_args()
     config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
-                       size=args.size, comparisons=args.comparisons)
+                       size=args.size, comparisons=args.comparisons,
+                       warm_start_data=tuple(args.warm_start_data))
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:
