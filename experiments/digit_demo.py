@@ -49,6 +49,8 @@ class DigitDemo(DemoConfig):
     size: str = "micro"
     comparisons: int = 0
     warm_start_data: tuple[int, ...] = ()
+    carry_slip: float = 0.5
+    judge_items: int = 6  # recycling's max_judge_items (and a third of it max_reflection_items)
 
     def workload(self) -> Workload:
         data = dict(DIGIT["warm_start_data"])
@@ -56,9 +58,12 @@ class DigitDemo(DemoConfig):
             data = dict(zip(("policy", "pointwise", "pairwise", "reflection", "comparisons"), self.warm_start_data))
         elif self.comparisons:  # drills take the place of policy pairs, so the steps stay one pass
             data.update(policy=data["policy"] - self.comparisons, comparisons=self.comparisons)
+        recycling = MappingProxyType({**DIGIT["recycling"], "max_judge_items": self.judge_items,
+                                      "max_reflection_items": max(1, self.judge_items // 3)})
         return TextWorkload(quick=self.quick, size=self.size,
                             **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps,
-                               "warm_start_data": MappingProxyType(data)})
+                               "warm_start_data": MappingProxyType(data), "carry_slip": self.carry_slip,
+                               "recycling": recycling})
 
 
 def main() -> int:
@@ -73,11 +78,15 @@ def main() -> int:
     parser.add_argument("--warm-start-data", type=int, nargs=5, default=(),
                         metavar=("POLICY", "POINTWISE", "PAIRWISE", "REFLECTION", "COMPARISONS"),
                         help="warm-start pairs of each kind (WarmStartData), instead of the defaults and --comparisons")
+    parser.add_argument("--carry-slip", type=float, default=0.5, help="the policy teacher's TaskConfig.carry_slip")
+    parser.add_argument("--judge-items", type=int, default=6,
+                        help="recycled judge items per policy round (max_judge_items; max_reflection_items a third)")
     parser.add_argument("--warm-start-only", action="store_true")
     args = parser.parse_args()
     config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
                        size=args.size, comparisons=args.comparisons,
-                       warm_start_data=tuple(args.warm_start_data))
+                       warm_start_data=tuple(args.warm_start_data), carry_slip=args.carry_slip,
+                       judge_items=args.judge_items)
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:
