@@ -50,7 +50,8 @@ class DigitDemo(DemoConfig):
     comparisons: int = 0
     warm_start_data: tuple[int, ...] = ()
     carry_slip: float = 0.5
-    judge_items: int = 6  # recycling's max_judge_items (and a third of it max_reflection_items)
+    recycled_judge_items: int = 6  # recycling's max_judge_items (and a third of it max_reflection_items)
+    warm_start_steps: int = 2000
 
     def workload(self) -> Workload:
         data = dict(DIGIT["warm_start_data"])
@@ -58,12 +59,12 @@ class DigitDemo(DemoConfig):
             data = dict(zip(("policy", "pointwise", "pairwise", "reflection", "comparisons"), self.warm_start_data))
         elif self.comparisons:  # drills take the place of policy pairs, so the steps stay one pass
             data.update(policy=data["policy"] - self.comparisons, comparisons=self.comparisons)
-        recycling = MappingProxyType({**DIGIT["recycling"], "max_judge_items": self.judge_items,
-                                      "max_reflection_items": max(1, self.judge_items // 3)})
+        recycling = MappingProxyType({**DIGIT["recycling"], "max_judge_items": self.recycled_judge_items,
+                                      "max_reflection_items": max(1, self.recycled_judge_items // 3)})
         return TextWorkload(quick=self.quick, size=self.size,
                             **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps,
                                "warm_start_data": MappingProxyType(data), "carry_slip": self.carry_slip,
-                               "recycling": recycling})
+                               "recycling": recycling, "warm_start_steps": self.warm_start_steps})
 
 
 def main() -> int:
@@ -79,6 +80,7 @@ def main() -> int:
                         metavar=("POLICY", "POINTWISE", "PAIRWISE", "REFLECTION", "COMPARISONS"),
                         help="warm-start pairs of each kind (WarmStartData), instead of the defaults and --comparisons")
     parser.add_argument("--carry-slip", type=float, default=0.5, help="the policy teacher's TaskConfig.carry_slip")
+    parser.add_argument("--warm-start-steps", type=int, default=2000)
     parser.add_argument("--judge-items", type=int, default=6,
                         help="recycled judge items per policy round (max_judge_items; max_reflection_items a third)")
     parser.add_argument("--warm-start-only", action="store_true")
@@ -86,7 +88,7 @@ def main() -> int:
     config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
                        size=args.size, comparisons=args.comparisons,
                        warm_start_data=tuple(args.warm_start_data), carry_slip=args.carry_slip,
-                       judge_items=args.judge_items)
+                       recycled_judge_items=args.judge_items, warm_start_steps=args.warm_start_steps)
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:
