@@ -52,6 +52,8 @@ class DigitDemo(DemoConfig):
     carry_slip: float = 0.5
     recycled_judge_items: int = 6  # recycling's max_judge_items (and a third of it max_reflection_items)
     warm_start_steps: int = 2000
+    learning_rate: float = 5e-4
+    kl_beta: float = 0.3
 
     def workload(self) -> Workload:
         data = dict(DIGIT["warm_start_data"])
@@ -64,7 +66,8 @@ class DigitDemo(DemoConfig):
         return TextWorkload(quick=self.quick, size=self.size,
                             **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps,
                                "warm_start_data": MappingProxyType(data), "carry_slip": self.carry_slip,
-                               "recycling": recycling, "warm_start_steps": self.warm_start_steps})
+                               "recycling": recycling, "warm_start_steps": self.warm_start_steps,
+                               "learning_rate": self.learning_rate, "kl_beta": self.kl_beta})
 
 
 def main() -> int:
@@ -81,6 +84,8 @@ def main() -> int:
                         help="warm-start pairs of each kind (WarmStartData), instead of the defaults and --comparisons")
     parser.add_argument("--carry-slip", type=float, default=0.5, help="the policy teacher's TaskConfig.carry_slip")
     parser.add_argument("--warm-start-steps", type=int, default=2000)
+    parser.add_argument("--learning-rate", type=float, default=5e-4, help="RL learning rate (cosine schedule)")
+    parser.add_argument("--kl-beta", type=float, default=0.3, help="RL KL coefficient to the warm start")
     parser.add_argument("--judge-items", type=int, default=6,
                         help="recycled judge items per policy round (max_judge_items; max_reflection_items a third)")
     parser.add_argument("--warm-start-only", action="store_true")
@@ -88,7 +93,8 @@ def main() -> int:
     config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
                        size=args.size, comparisons=args.comparisons,
                        warm_start_data=tuple(args.warm_start_data), carry_slip=args.carry_slip,
-                       recycled_judge_items=args.judge_items, warm_start_steps=args.warm_start_steps)
+                       recycled_judge_items=args.judge_items, warm_start_steps=args.warm_start_steps,
+                       learning_rate=args.learning_rate, kl_beta=args.kl_beta)
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:
