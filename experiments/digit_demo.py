@@ -74,7 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--judge-style", choices=("marks", "checks", "lookup"), default="lookup")
+    parser.add_argument("--judge-style", choices=("marks", "checks", "lookup", "picks"), default="lookup")
     parser.add_argument("--rl-steps", type=int, default=120)
     parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
     parser.add_argument("--comparisons", type=int, default=0,

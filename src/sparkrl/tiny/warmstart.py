@@ -117,7 +117,7 @@ class SupervisedPair:
     correct: str
 
 
-JUDGE_STYLES = ("compare", "notes", "marks", "checks", "lookup")
+JUDGE_STYLES = ("compare", "notes", "marks", "checks", "lookup", "picks")
 # The `task` of a comparison drill (`comparison_pair`): not one of the recycled kinds.
 TASK_COMPARISON = "comparison"
 
@@ -181,6 +181,26 @@ def lookup_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: 
     return f"{solution} ={found}\\boxed{{{verdict}}}"
 
 
+def picked_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: str) -> str:
+    """A "picks" judge reply: a "checks" reply, then one more mark, the *picked* one, and the
+    verdict it implies (`A: 5~5+ B: 4~5- +\\boxed{A}`: pick the candidate marked `+`; `-` picks
+    the one marked `-`; pointwise `5~5+ +\\boxed{Yes}`, Yes when the candidate's mark is the
+    picked one). The verdict is still drawn at random; the picked mark is derived from it (the
+    mark of the candidate it names; pointwise the candidate's mark for Yes, the other for No),
+    so the pick is `+` or `-` half the time each, whatever is right. What the warm start
+    teaches is how a pick turns into a verdict; which mark to pick (`+`: trust the comparison)
+    is left to RL, one token that no context has to decide."""
+    own = boxed_answer(solution)
+    if len(candidates) == 1:
+        mark = "+" if candidates[0][1] == own else "-"
+        picked = mark if verdict in ("Yes", "A") else ("-" if mark == "+" else "+")
+    else:
+        named = dict(candidates)[verdict]
+        picked = "+" if named == own else "-"
+    checks = _listed(candidates, lambda value: checked_mark(value, own))
+    return f"{solution} {checks} {picked}\\boxed{{{verdict}}}"
+
+
 def _listed(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = str) -> str:
     """`A: x B: y` for lettered candidates, `x` for a pointwise one (empty letter)."""
     return " ".join(f"{letter}: {show(value)}" if letter else show(value) for letter, value in candidates)
@@ -210,6 +230,8 @@ def _verdict_pairs(
             return checked_reply(solution, candidates, verdict)
         if style == "lookup":
             return lookup_reply(solution, candidates, verdict)
+        if style == "picks":
+            return picked_reply(solution, candidates, verdict)
         return judge_reply(solution, _listed(candidates), verdict)
 
     return [SupervisedPair(prompt, reply(verdict), task, verdict, right) for verdict in verdicts]
@@ -313,8 +335,8 @@ def build_pairs(
         raise ValueError(f"first_verdict_share must be strictly between 0 and 1, got {first_verdict_share}")
     if judge_style not in JUDGE_STYLES:
         raise ValueError(f"judge_style must be one of {JUDGE_STYLES}, got {judge_style!r}")
-    if data.comparisons and judge_style not in ("marks", "checks"):
-        raise ValueError(f"comparison drills go with judge_style 'marks' or 'checks', got {judge_style!r}")
+    if data.comparisons and judge_style not in ("marks", "checks", "picks"):
+        raise ValueError(f"comparison drills go with judge_style 'marks', 'checks' or 'picks', got {judge_style!r}")
     rng = random.Random(f"tiny-warmstart/{seed}")
     # Small task spaces (1-2 digits) hold fewer problems than the data asks for; reuse them.
     # Drills use no problem, so the problems (and every other pair) are the same with or without them.
