@@ -228,3 +228,36 @@ def test_comparison_drills_mark_two_digits_like_the_judge_replies_do(style: str)
         build_pairs(task, WarmStartData(policy=10, comparisons=5), 0, judge_style="lookup")
     with pytest.raises(ValueError, match="WarmStartData"):
         WarmStartData(comparisons=-1)
+
+
+def test_picks_replies_derive_the_pick_from_a_random_verdict() -> None:
+    import re
+
+    from sparkrl.templates import resolve_templates
+
+    task = TaskConfig(digits=3, asked="top", explicit_carries=True, direct_answers=True, judge_slip=0.1)
+    built = build_pairs(task, WarmStartData(policy=1, pointwise=2000, pairwise=2000, reflection=1), 0,
+                        templates=resolve_templates("tiny-fixed"), judge_style="picks")
+    for kind in ("pointwise", "pairwise"):
+        judged = [p for p in built if p.task == kind]
+        picks = []
+        for pair in judged:
+            if kind == "pairwise":
+                own, a, mark_a, b, mark_b, pick, verdict = re.search(
+                    r"\\boxed\{(\d)\} A: (\d)~\1([+-]) B: (\d)~\1([+-]) ([+-])\\boxed\{([AB])\}$", pair.completion).groups()
+                assert mark_a == ("+" if a == own else "-") and mark_b == ("+" if b == own else "-")
+                # The verdict names the candidate whose mark is the pick.
+                assert pick == {"A": mark_a, "B": mark_b}[verdict]
+            else:
+                own, value, mark, pick, verdict = re.search(
+                    r"\\boxed\{(\d)\} (\d)~\1([+-]) ([+-])\\boxed\{(Yes|No)\}$", pair.completion).groups()
+                assert mark == ("+" if value == own else "-")
+                assert (verdict == "Yes") == (pick == mark)
+            assert verdict == pair.label
+            picks.append(pick)
+        # Verdicts carry no correctness information, and neither do picks: `+` half the time,
+        # whichever label is right.
+        assert abs(sum(p.label == p.correct for p in judged) / len(judged) - 0.5) < 0.04, kind
+        for right in {p.correct for p in judged}:
+            given = [pick for pick, p in zip(picks, judged) if p.correct == right]
+            assert abs(given.count("+") / len(given) - 0.5) < 0.05, (kind, right)
