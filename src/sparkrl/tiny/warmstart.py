@@ -189,7 +189,9 @@ def picked_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: 
     mark of the candidate it names; pointwise the candidate's mark for Yes, the other for No),
     so the pick is `+` or `-` half the time each, whatever is right. What the warm start
     teaches is how a pick turns into a verdict; which mark to pick (`+`: trust the comparison)
-    is left to RL, one token that no context has to decide."""
+    is left to RL, one token that no context has to decide. Not used by the demo: greedy
+    decoding already settles that one token for a model never rewarded for it, so the warm
+    start judged 93.5% right (experiments/notes/digit-demo-2026-12.md, run 14)."""
     own = boxed_answer(solution)
     if len(candidates) == 1:
         mark = "+" if candidates[0][1] == own else "-"
