@@ -23,12 +23,13 @@ import re
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from digit_scaffolding import STYLES  # sibling scripts in experiments/
+from probe_marks import TASK
+
 from sparkrl.templates import resolve_templates
-from sparkrl.tiny.task import TaskConfig
 from sparkrl.tiny.warmstart import WarmStartData, build_pairs
 
-TASK = TaskConfig(digits=3, asked="top", explicit_carries=True, direct_answers=True, judge_slip=0.1)
-REPLY = re.compile(r"\\boxed\{(\d)\} A: (\d)~\d([+-]) B: (\d)~\d([+-])\\boxed\{(\w+)\}")
+REPLY = STYLES["checks"][0]  # a pairwise `checks` reply: own answer, candidates and marks, verdict
 
 
 def prompts(n: int, seed: int) -> list[tuple[str, str]]:

@@ -398,8 +398,6 @@ def warm_start(
     progress: Callable[[str], None] | None = print,
 ) -> WarmStartReport:
     """Train `model` in place on `pairs` (AdamW, linear warm-up then cosine decay)."""
-    if not pairs:
-        raise ValueError("warm_start needs at least one supervised pair")
     encoded = [encode_pair(tokenizer, pair) for pair in pairs]
     return fit(model, encoded, [len(ids) for ids, _ in encoded], lambda rows: collate(rows, tokenizer.pad_token_id),
                config, seed, progress)

@@ -135,8 +135,6 @@ def warm_start_vl(
     progress: Callable[[str], None] | None = print,
 ) -> WarmStartReport:
     """Train `model` in place on `pairs` with the text warm start's loop (`sparkrl.tiny.warmstart.fit`)."""
-    if not pairs:
-        raise ValueError("warm_start_vl needs at least one pair")
     encoded = [encode_image_pair(processor, item, cell) for item in pairs]
     pad = processor.tokenizer.pad_token_id
     return fit(model, encoded, [len(ids) for ids, _, _ in encoded], lambda rows: collate(rows, pad), config, seed,
