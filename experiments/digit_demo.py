@@ -10,9 +10,16 @@ in the warm start. How it writes the comparison is `--judge-style` (`sparkrl.tin
 
 - `marks`: each candidate copied and marked `+`/`-` against the judge's own answer;
 - `checks`: each candidate copied with the judge's own answer beside it, then the mark;
-- `lookup`: only which candidate is the judge's own answer (its letter; `+`/`-` pointwise).
+- `lookup`: only which candidate is the judge's own answer (its letter; `+`/`-` pointwise);
+- `follows`: a `checks` reply whose verdict is what its own answer implies, from a careless
+  judge teacher (`--judge-slip`, the share of carries it forgets): never the truth.
 
     python experiments/digit_demo.py --out runs/digit-seed0 --seed 0 [--judge-style lookup] [--size small] [--warm-start-only]
+
+The demo's `digit` format (`sparkrl.demo.workload.DIGIT_FORMAT`) is run 16 of the note:
+`--judge-style follows --judge-slip 0.75 --warm-start-steps 5000 --warm-start-data 40000 40000
+40000 16000 24000 --carry-slip 0.5 --judge-items 12`; this script keeps the defaults its earlier
+runs were made with.
 
 `--warm-start-only` builds and measures the warm start alone (held-out policy, judges and what
 the judges wrote, `experiments/digit_scaffolding.py`), which is where the formats failed so far.
@@ -54,6 +61,7 @@ class DigitDemo(DemoConfig):
     warm_start_steps: int = 2000
     learning_rate: float = 5e-4
     kl_beta: float = 0.3
+    judge_slip: float = 0.1
 
     def workload(self) -> Workload:
         data = dict(DIGIT["warm_start_data"])
@@ -67,14 +75,15 @@ class DigitDemo(DemoConfig):
                             **{**DIGIT, "judge_style": self.judge_style, "rl_steps": self.rl_steps,
                                "warm_start_data": MappingProxyType(data), "carry_slip": self.carry_slip,
                                "recycling": recycling, "warm_start_steps": self.warm_start_steps,
-                               "learning_rate": self.learning_rate, "kl_beta": self.kl_beta})
+                               "learning_rate": self.learning_rate, "kl_beta": self.kl_beta,
+                               "judge_slip": self.judge_slip})
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--judge-style", choices=("marks", "checks", "lookup", "picks"), default="lookup")
+    parser.add_argument("--judge-style", choices=("marks", "checks", "lookup", "picks", "follows"), default="lookup")
     parser.add_argument("--rl-steps", type=int, default=120)
     parser.add_argument("--size", choices=("nano", "micro", "small"), default="micro", help="tiny model size")
     parser.add_argument("--comparisons", type=int, default=0,
@@ -88,13 +97,15 @@ def main() -> int:
     parser.add_argument("--kl-beta", type=float, default=0.3, help="RL KL coefficient to the warm start")
     parser.add_argument("--judge-items", type=int, default=6,
                         help="recycled judge items per policy round (max_judge_items; max_reflection_items a third)")
+    parser.add_argument("--judge-slip", type=float, default=0.1, help="the judge teacher's share of forgotten carries")
     parser.add_argument("--warm-start-only", action="store_true")
     args = parser.parse_args()
     config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
                        size=args.size, comparisons=args.comparisons,
                        warm_start_data=tuple(args.warm_start_data), carry_slip=args.carry_slip,
                        recycled_judge_items=args.judge_items, warm_start_steps=args.warm_start_steps,
-                       learning_rate=args.learning_rate, kl_beta=args.kl_beta)
+                       learning_rate=args.learning_rate, kl_beta=args.kl_beta,
+                       judge_slip=args.judge_slip)
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:

@@ -37,6 +37,7 @@ STYLES = {
     "lookup": (re.compile(r"\\boxed\{(\d)\} =([AB-])\\boxed\{(\w+)\}"),
                re.compile(r"\\boxed\{(\d)\} =([+-])\\boxed\{(\w+)\}")),
 }
+STYLES["follows"] = STYLES["checks"]  # the same reply; only its verdict is drawn differently
 
 
 def _mark(candidate: str, own: str) -> str:

@@ -74,6 +74,9 @@ def test_quick_demo_writes_summary_report_plots_and_models(quick_demo: tuple[Pat
     # the curves start at the warm start and end at the final policy step
     steps = [p["policy_step"] for p in summary["curves"]["spark"]]
     assert steps[0] == 0 and steps[-1] == summary["policy_steps"]
+    # plain GRPO also runs for SPARK's round budget: the comparison at equal rollouts
+    assert summary["curves"]["grpo-rounds"][-1]["policy_step"] == 2 * summary["policy_steps"]
+    assert "At equal generation rounds" in report and "At equal generation rounds" in stdout
 
 
 def test_rerunning_the_demo_resumes_instead_of_retraining(quick_demo: tuple[Path, str]) -> None:
@@ -260,3 +263,64 @@ def test_a_failed_evaluation_is_reported_after_the_others_finish(tmp_path: Path)
     # The others were still measured; the failure was reported when it happened.
     assert set(evaluations.measured) == {"warmstart", "grpo"}
     assert any(line.startswith("evaluation of broken failed") for line in lines)
+
+
+def test_equal_rounds_is_reported_whatever_it_shows() -> None:
+    from sparkrl.demo.claims import equal_rounds
+
+    summary = {"grpo": _row(0.80, 0.5, 0.5, 0.8), "spark": _row(0.84, 0.95, 0.95, 0.9), "policy_steps": 120}
+    assert equal_rounds(summary) is None  # no such run
+    line = equal_rounds({**summary, "grpo-rounds": _row(0.87, 0.5, 0.5, 0.87)})
+    assert line is not None and "240 policy steps" in line and "SPARK 84.0% vs GRPO 87.0% (-3.0 points)" in line
+
+
+def test_a_shipped_warm_start_is_copied_only_for_its_own_recipe(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from sparkrl.demo.pipeline import _warm_start, shipped_report
+    from sparkrl.demo.runs import RunError
+    from sparkrl.demo.workload import text_workload
+
+    workload = text_workload("digit")
+    shipped = tmp_path / "shipped" / "digit"
+    shipped.mkdir(parents=True)
+    (shipped / "config.json").write_text("{}")
+    report = {"steps": 5000, "recipe": workload.warm_start_recipe(0)}
+    (shipped / "warmstart.json").write_text(json.dumps(report))
+
+    class Shipping:  # the digit workload, shipping from a folder of this test
+        def __getattr__(self, name: str):
+            return getattr(workload, name)
+
+        def shipped_warm_start(self) -> Path:
+            return shipped
+
+        def warm_start(self, *args):
+            raise AssertionError("a shipped warm start is copied, not built")
+
+    messages: list[str] = []
+    copied = _warm_start(Shipping(), tmp_path / "demo" / "models" / "warmstart", 3, messages.append)  # type: ignore[arg-type]
+    assert copied["shipped"] == "digit" and copied["recipe"]["seed"] == 0  # the demo's seed 3 varies RL only
+    assert (tmp_path / "demo" / "models" / "warmstart" / "config.json").exists()
+    assert "the shipped one" in messages[0]
+    # A warm start recorded for other settings is refused, naming the file and what differs.
+    other = replace(workload, judge_slip=0.5)
+    with pytest.raises(RunError, match=r"warmstart.json: built for other settings \(task differ\)"):
+        shipped_report(other, shipped)  # type: ignore[arg-type]
+    (shipped / "warmstart.json").write_text("{}")
+    with pytest.raises(RunError, match="not a shipped warm start"):
+        shipped_report(workload, shipped)  # type: ignore[arg-type]
+
+
+def test_the_packaged_warm_start_matches_the_default_format() -> None:
+    # The folder sparkrl ships was built with the `digit` format's current recipe; a change to
+    # that recipe without rebuilding it (docs/demo.md) fails here rather than in a user's demo.
+    from sparkrl.demo.pipeline import shipped_report
+    from sparkrl.demo.workload import text_workload
+
+    workload = text_workload("digit")
+    folder = workload.shipped_warm_start()
+    assert folder is not None and (folder / "model.safetensors").stat().st_size > 1_000_000
+    report = shipped_report(workload, folder)
+    assert report["recipe"]["seed"] == 0 and report["steps"] == 5000
+    assert text_workload("digit", quick=True).shipped_warm_start() is None  # quick builds its own

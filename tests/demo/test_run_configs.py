@@ -23,14 +23,17 @@ def test_demo_run_configs_checkpoint_between_rounds(tmp_path: Path, schedule: st
     grpo = {**demo_grpo_settings(quick=False, max_completion_length=48), "per_device_train_batch_size": 128 // steps_per_round}
     specs = run_specs(tmp_path / "runs", policy_steps=40, curve_points=4, ablations=True, recycling={},
                       pool_capacity=64, schedule=schedule)
-    assert {spec.name: spec.spark["schedule"] for spec in specs} == {
-        "grpo": "off", "spark": schedule, "spark-pointwise": schedule, "spark-pairwise": schedule,
-        "spark-reflection": schedule}
+    expected = {"grpo": "off", "spark": schedule, "spark-pointwise": schedule, "spark-pairwise": schedule,
+                "spark-reflection": schedule}
+    if schedule == "alternate":  # plain GRPO also gets SPARK's round budget as policy steps
+        expected["grpo-rounds"] = "off"
+    assert {spec.name: spec.spark["schedule"] for spec in specs} == expected
+    assert {spec.name: spec.spark["policy_steps"] for spec in specs}.get("grpo-rounds", 80) == 80
     for spec in specs:
         args = validate_run(load_config(write_config(spec, model, train, 0, "tiny", grpo)))
         assert optimizer_steps_per_round(args) == steps_per_round
         assert args.generation_batch_size == 128  # 16 prompts x 8 completions, however many steps train on them
-        rounds = 40 * (2 if spec.spark["schedule"] == "alternate" else 1)
+        rounds = int(spec.spark["policy_steps"]) * (2 if spec.spark["schedule"] == "alternate" else 1)
         assert args.max_steps == rounds * steps_per_round
         # Four checkpoints over the run's rounds, each at the end of a round.
         assert args.save_steps == rounds // 4 * steps_per_round

@@ -56,7 +56,14 @@ def test_demo_text_formats(tmp_path) -> None:
     assert one_bit.recycling["pairwise_both_orders"] and one_bit.recycling["judge_items_per_group"] == 2.0
     rows = [json.loads(line) for line in one_bit.write_train_data(tmp_path, 20, seed=0).read_text().splitlines()]
     assert all(row["question"].startswith("parity of tens of ") and row["answer"] in ("0", "1") for row in rows)
-    assert DemoConfig(out=Path("x")).workload() == text_workload("one-bit")  # the demo's default
+    assert DemoConfig(out=Path("x")).workload() == text_workload("digit")  # the demo's default
+    digit = text_workload("digit")
+    assert (digit.asked, digit.digits, digit.direct_answers, digit.judge_style, digit.judge_slip, digit.shipped) == (
+        "top", 3, True, "follows", 0.75, "digit")
+    assert digit.warm_start_data["comparisons"] > 0 and digit.policy_steps == 120
+    digit_rows = [json.loads(line) for line in text_workload("digit", quick=True).write_train_data(
+        tmp_path / "digit", 20, seed=0).read_text().splitlines()]
+    assert all(row["question"].startswith("hundreds of ") and len(row["answer"]) == 1 for row in digit_rows)
     settings = one_bit.grpo_settings()
     assert (settings["learning_rate"], settings["lr_scheduler_type"], settings["beta"]) == (5e-4, "cosine", 0.3)
     assert TextWorkload().grpo_settings()["learning_rate"] == 3e-4  # the `sum` format keeps its rate

@@ -261,3 +261,32 @@ def test_picks_replies_derive_the_pick_from_a_random_verdict() -> None:
         for right in {p.correct for p in judged}:
             given = [pick for pick, p in zip(picks, judged) if p.correct == right]
             assert abs(given.count("+") / len(given) - 0.5) < 0.05, (kind, right)
+
+
+def test_follows_replies_state_what_their_own_careless_answer_implies() -> None:
+    # The verdict follows the reply's own marks (its worked answer against each candidate),
+    # never the truth: from the same problems a careful teacher is mostly right, a careless one
+    # (forgetting most carries) much less.
+    import re
+
+    from sparkrl.templates import resolve_templates
+
+    agreement = {}
+    for slip in (0.1, 0.9):
+        task = TaskConfig(digits=3, asked="top", explicit_carries=True, direct_answers=True, judge_slip=slip)
+        judged = build_pairs(task, WarmStartData(policy=0, pointwise=400, pairwise=400, reflection=0), 0,
+                             templates=resolve_templates("tiny-fixed"), judge_style="follows")
+        for p in judged:
+            own = boxed_answer(p.completion[: p.completion.index("} ") + 1])
+            marks = re.findall(r"(\d)~(\d)([+-])", p.completion)
+            assert all(mine == own and mark == ("+" if shown == own else "-") for shown, mine, mark in marks)
+            if p.task == "pointwise":
+                assert p.label == ("Yes" if marks[0][2] == "+" else "No")
+            elif [mark for *_, mark in marks].count("+") == 1:
+                assert p.label == "AB"[[mark for *_, mark in marks].index("+")]
+            assert p.completion.endswith(f"\\boxed{{{p.label}}}")
+        agreement[slip] = sum(p.label == p.correct for p in judged) / len(judged)
+    assert agreement[0.1] > 0.9 and agreement[0.9] < 0.7
+    with pytest.raises(ValueError, match="follows"):
+        build_pairs(TaskConfig(), WarmStartData(policy=1, pointwise=1, pairwise=1, reflection=0), 0,
+                    judge_style="follows", paired_verdicts=True)

@@ -76,6 +76,18 @@ def check_claims(summary: Mapping[str, Any]) -> list[Claim]:
     return claims
 
 
+def equal_rounds(summary: Mapping[str, Any]) -> str | None:
+    """SPARK's policy against plain GRPO given as many generation rounds (the `grpo-rounds` run:
+    SPARK's round budget as policy steps), reported whatever it shows; None without that run."""
+    if "grpo-rounds" not in summary:
+        return None
+    spark, grpo = summary["spark"]["policy_accuracy"], summary["grpo-rounds"]["policy_accuracy"]
+    steps = summary.get("policy_steps")
+    budget = f"{2 * steps} policy steps, SPARK's {steps} policy and up to {steps} recycled rounds" if steps else "SPARK's rounds"
+    return (f"At equal generation rounds (plain GRPO for {budget}): SPARK {_pct(spark)} vs GRPO {_pct(grpo)} "
+            f"({_points(spark - grpo)}).")
+
+
 def claims_table(claims: list[Claim]) -> str:
     lines = ["| claim | held on this run | measured |", "|---|---|---|"]
     lines += [f"| {c.name} | {'yes' if c.holds else '**no**'} | {c.detail} |" for c in claims]

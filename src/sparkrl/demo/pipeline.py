@@ -3,7 +3,8 @@
 Stages (each one skipped when its output already exists, so an interrupted demo resumes):
 1. warm start: the tiny model is built from scratch and taught the formats of every task
    kind, with judge verdicts and reflection targets that carry no information about
-   correctness (docs/tiny.md), saved to DIR/models/warmstart;
+   correctness beyond the warm-start teacher's own answers (docs/tiny.md), saved to
+   DIR/models/warmstart; a format that ships its warm start (`digit`) copies it instead;
 2. RL: plain GRPO and SPARK (and, with `ablations`, SPARK with one kind of recycled item)
    from that model, same policy-step budget, same GRPO settings, each through
    `sparkrl train`, in parallel processes;
@@ -47,6 +48,8 @@ class DemoConfig:
         the image modality.
     jobs: processes run at the same time (training runs and evaluations), one thread each.
     curve_points: checkpoints per run evaluated for the curves against policy step.
+    build_warm_start: build the warm start from scratch even where the workload ships one
+        (`Workload.shipped_warm_start`; the `digit` format's takes about 7 minutes on 2 cores).
     """
 
     out: Path
@@ -54,12 +57,13 @@ class DemoConfig:
     modality: Literal["text", "image"] = "text"
     quick: bool = False
     ablations: bool = False
-    text_format: str = "one-bit"
+    text_format: str = "digit"
     jobs: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     eval_problems: int = 200
     judge_items: int = 200
     train_problems: int = 4000
     curve_points: int = 4
+    build_warm_start: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in ("text", "image"):
@@ -91,7 +95,7 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
     (out / "demo-config.json").write_text(json.dumps(record, indent=2))
 
     warm = out / "models" / "warmstart"
-    warm_report = _warm_start(workload, warm, config.seed, progress)
+    warm_report = _warm_start(workload, warm, config.seed, progress, config.build_warm_start)
     train = workload.write_train_data(out / "data", config.train_problems, config.seed)
 
     specs = run_specs(out / "runs", workload.policy_steps, config.curve_points, config.ablations, workload.recycling, POOL_CAPACITY,
@@ -104,7 +108,7 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
         evaluations.finish(config.jobs)
     finals = {"warmstart": warm} | {s.name: evaluations.finals[s.name] for s in specs}
     results = {name: evaluations.measured[name] for name in finals}
-    curves = evaluations.curves(specs, workload.policy_steps)
+    curves = evaluations.curves(specs)
     summary = {
         **{name: results[name] for name in finals},
         "wall_seconds": time.perf_counter() - started,
@@ -124,7 +128,8 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
 
 
 # Settings that shape the models and numbers: a folder made with other values cannot be resumed.
-SHAPING = ("seed", "modality", "quick", "workload", "eval_problems", "judge_items", "train_problems", "curve_points")
+SHAPING = ("seed", "modality", "quick", "workload", "eval_problems", "judge_items", "train_problems", "curve_points",
+           "build_warm_start")
 
 
 def check_resumable(path: Path, record: dict[str, Any]) -> None:
@@ -133,7 +138,7 @@ def check_resumable(path: Path, record: dict[str, Any]) -> None:
     if not path.exists():
         return
     before = json.loads(path.read_text())
-    changed = [f"{key} {before.get(key)!r} -> {record[key]!r}" for key in SHAPING if before.get(key) != record[key]]
+    changed = [f"{key} {before.get(key)!r} -> {record.get(key)!r}" for key in SHAPING if before.get(key) != record.get(key)]
     if changed:
         raise RunError(f"{path.parent} holds a demo run with other settings ({'; '.join(changed)}); "
                        "use --fresh to start it over, or another --out")
@@ -162,20 +167,44 @@ def fixed_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _warm_start(workload: Workload, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
+def _warm_start(workload: Workload, folder: Path, seed: int, progress: Progress, build: bool = False) -> dict[str, Any]:
     report_file = folder / "warmstart.json"
     if report_file.exists():
         progress(f"warm start: already done ({folder})")
         return json.loads(report_file.read_text())
-    progress("warm start: building the tiny model from scratch and teaching it the formats")
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    with fixed_threads(WARM_START_THREADS):
-        report = workload.warm_start(partial, seed, progress)
+    shipped = None if build else workload.shipped_warm_start()
+    if shipped is not None:
+        report = {**shipped_report(workload, shipped), "shipped": shipped.name}
+        progress(f"warm start: the shipped one ({shipped.name}, built with seed {report['recipe']['seed']}; "
+                 "--build-warm-start builds it anew)")
+        shutil.copytree(shipped, partial)
+    else:
+        progress("warm start: building the tiny model from scratch and teaching it the formats")
+        partial.mkdir(parents=True)
+        with fixed_threads(WARM_START_THREADS):
+            report = workload.warm_start(partial, seed, progress)
+        report["recipe"] = workload.warm_start_recipe(seed)
     (partial / "warmstart.json").write_text(json.dumps(report, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
+    return report
+
+
+def shipped_report(workload: Workload, shipped: Path) -> dict[str, Any]:
+    """The report of a shipped warm start, once its recorded recipe is checked against the
+    workload's: a warm start built for other settings is refused, never used."""
+    try:
+        report = json.loads((shipped / "warmstart.json").read_text())
+        recipe = report["recipe"]
+        expected = workload.warm_start_recipe(int(recipe["seed"]))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunError(f"{shipped / 'warmstart.json'}: not a shipped warm start with a recipe ({err})") from err
+    if recipe != expected:
+        changed = sorted(key for key in set(recipe) | set(expected) if recipe.get(key) != expected.get(key))
+        raise RunError(f"{shipped / 'warmstart.json'}: built for other settings ({', '.join(changed)} differ); "
+                       "run with --build-warm-start, or rebuild the shipped one (docs/demo.md)")
     return report
 
 
@@ -259,14 +288,15 @@ class Evaluations:
         if self.failed:
             raise RunError("; ".join(self.failed))
 
-    def curves(self, specs: list[RunSpec], policy_steps: int) -> dict[str, list[dict[str, Any]]]:
-        """Per run: the warm start at step 0, its checkpoints, its final model at the last step."""
+    def curves(self, specs: list[RunSpec]) -> dict[str, list[dict[str, Any]]]:
+        """Per run: the warm start at step 0, its checkpoints, its final model at its last step."""
         def point(step: int, key: Any) -> dict[str, Any]:
             return {"policy_step": step, **{k: v for k, v in self.measured[key].items() if k != "self_reflection_accuracy"}}
 
         curves: dict[str, list[dict[str, Any]]] = {}
         for spec in specs:
+            last = int(spec.spark["policy_steps"])
             steps = sorted(key[1] for key in self.measured if isinstance(key, tuple) and key[0] == spec.name)
-            along = [point(step, (spec.name, step)) for step in steps if step < policy_steps]
-            curves[spec.name] = [point(0, "warmstart"), *along, point(policy_steps, spec.name)]
+            along = [point(step, (spec.name, step)) for step in steps if step < last]
+            curves[spec.name] = [point(0, "warmstart"), *along, point(last, spec.name)]
         return curves

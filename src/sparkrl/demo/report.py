@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sparkrl.demo.claims import check_claims, claims_table
+from sparkrl.demo.claims import check_claims, claims_table, equal_rounds
 from sparkrl.demo.measure import METRICS
 from sparkrl.demo.runs import read_metrics
 
@@ -134,12 +134,17 @@ def write_report(summary: Mapping[str, Any], out: Path) -> Path:
     runs = [n for n in model_names(summary) if n != "warmstart"]
     plot_training(out / "runs", runs, out / "training.png")
     warm = summary["warm_start"]
+    shipped = (f" The warm start is the one sparkrl ships (`{warm['shipped']}`, built once with seed "
+               f"{warm['recipe']['seed']}): this run's seed varies RL and the held-out items only." if warm.get("shipped") else "")
+    line = equal_rounds(summary)
+    rounds = f"\n{line}\n" if line else ""
     text = f"""# sparkrl demo ({summary['modality']}{', quick' if summary['quick'] else ''}), seed {summary['seed']}
 
 Plain GRPO and SPARK trained from the same warm-started tiny model, {summary['policy_steps']} policy
 steps each, same GRPO settings. SPARK also trains on judge and reflection items recycled from its
-own rollouts. The warm start taught every format but no judging: its judge verdicts were random
-and its reflection targets were fresh solutions (docs/tiny.md). Everything below is measured on
+own rollouts. The warm start taught every format but no judging: its judge verdicts were
+{warm.get('judge_verdicts', 'drawn at random')}, and its reflection targets fresh solutions (docs/tiny.md).{shipped}
+Everything below is measured on
 held-out problems with greedy decoding; judge items are built from the task's own right and wrong
 solutions, with balanced labels (chance = 50%); pairwise items are asked in both orders.
 
@@ -150,7 +155,7 @@ solutions, with balanced labels (chance = 50%); pairwise items are asked in both
 ## The claims, checked on this run
 
 {claims_table(check_claims(summary))}
-
+{rounds}
 ![final](final.png)
 
 ## Along the way (held-out, greedy)
@@ -166,7 +171,7 @@ solutions, with balanced labels (chance = 50%); pairwise items are asked in both
 ## Run
 
 - wall time: {summary['wall_seconds']:.0f} s (training: {', '.join(f'{k} {v:.0f} s' for k, v in summary['train_seconds'].items()) or 'resumed'})
-- warm start: {warm.get('steps', '?')} steps, {warm.get('parameters', '?')} parameters, {warm.get('seconds_with_data', 0):.0f} s
+- warm start: {warm.get('steps', '?')} steps, {warm.get('parameters', '?')} parameters, {warm.get('seconds_with_data', 0):.0f} s{' when it was built (shipped)' if warm.get('shipped') else ''}
 - models (Hugging Face folders for `sparkrl eval` / `sparkrl train`): `models/<name>`
 - per-item outputs of every evaluation: `eval/<name>/<kind>/*.jsonl`; run logs: `runs/<name>/`
 """

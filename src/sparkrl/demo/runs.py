@@ -64,17 +64,28 @@ class RunSpec:
         return (self.folder / "finished").exists() and self.final.is_dir()
 
 
+# The plain GRPO run with SPARK's round budget as its policy steps (`run_specs`).
+EQUAL_ROUNDS = "grpo-rounds"
+
+
 def run_specs(
     root: Path, policy_steps: int, curve_points: int, ablations: bool, recycling: Mapping[str, Any],
     pool_capacity: int | None, schedule: str = "alternate",
 ) -> list[RunSpec]:
-    """Plain GRPO, SPARK, and (optionally) the single-kind ablations; the SPARK runs use
+    """Plain GRPO, SPARK, plain GRPO at SPARK's round budget (`EQUAL_ROUNDS`, where that is more
+    than `policy_steps`) and (optionally) the single-kind ablations; the SPARK runs use
     `schedule` (`sparkrl.schedule`)."""
     base = {"policy_steps": policy_steps, "recycling": dict(recycling), "pool_capacity": pool_capacity}
     specs = [
         RunSpec("grpo", {**base, "schedule": "off"}, root / "grpo", curve_points),
         RunSpec("spark", {**base, "schedule": schedule}, root / "spark", curve_points),
     ]
+    rounds = round_budget(schedule, policy_steps)
+    if rounds > policy_steps:
+        # Plain GRPO given as many generation rounds as SPARK may take (a recycled round after
+        # each policy round): the comparison at equal rollouts, beside the one at equal policy steps.
+        specs.append(RunSpec(EQUAL_ROUNDS, {**base, "policy_steps": rounds, "schedule": "off"}, root / EQUAL_ROUNDS,
+                             curve_points))
     if ablations:
         for name, kinds in ABLATIONS.items():
             spark = {**base, "schedule": schedule, "recycling": {**recycling, "kinds": list(kinds)}}

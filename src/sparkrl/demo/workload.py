@@ -24,6 +24,18 @@ from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 
 Progress = Callable[[str], None]
 
+# Warm starts packaged with sparkrl (`TextWorkload.shipped`), each a Hugging Face folder with
+# its `warmstart.json` report and recipe, built by `sparkrl demo --build-warm-start`.
+SHIPPED_ROOT = Path(__file__).parent / "warmstarts"
+SHIPPED_WARM_STARTS = ("digit",)
+
+# What a warm start's judge verdicts are, by judge style, as the demo's report states it.
+JUDGE_VERDICTS: Mapping[str, str] = MappingProxyType({
+    "random": "drawn at random, independent of whether any candidate is right",
+    "follows": "what the judge's own worked answer implies, from a careless teacher that forgets {slip:.0%} of "
+               "carries (never the truth)",
+})
+
 
 class Workload(Protocol):
     """The modality-specific parts of the demo."""
@@ -54,6 +66,15 @@ class Workload(Protocol):
 
     def grpo_settings(self) -> dict[str, Any]:
         """TRL `GRPOConfig` fields of this workload's RL runs."""
+        ...
+
+    def warm_start_recipe(self, seed: int) -> dict[str, Any]:
+        """Everything that shapes the warm start (and nothing that shapes RL), JSON-able: a
+        shipped warm start is used only by a workload whose recipe is the one it was built with."""
+        ...
+
+    def shipped_warm_start(self) -> Path | None:
+        """The packaged warm-start folder this workload starts from instead of building one, or None."""
         ...
 
 
@@ -156,6 +177,9 @@ class TextWorkload:
     learning_rate, lr_schedule, kl_beta: the RL learning rate, its schedule (TRL's
     `lr_scheduler_type`) and the KL coefficient to the warm start (TRL's `beta`) of both runs.
     recycling: the SPARK runs' `spark.recycling` settings.
+    shipped: the name of a warm start packaged with sparkrl (`SHIPPED_WARM_STARTS`) that the
+        demo copies instead of building one (never with `quick`); built once with
+        `sparkrl demo --build-warm-start` (docs/demo.md).
     """
 
     quick: bool = False
@@ -177,6 +201,7 @@ class TextWorkload:
     kl_beta: float = 0.0
     # Pointwise items use Yes/No only: the tiny model keeps one verdict vocabulary per judge kind.
     recycling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"letter_prob": 0.0}))
+    shipped: str | None = None
     name: str = field(default="text", init=False)
     frozen: tuple[str, ...] = field(default=(), init=False)
     schedule: str = field(default="alternate", init=False)
@@ -192,14 +217,19 @@ class TextWorkload:
                           explicit_carries=self.explicit_carries, direct_answers=self.direct_answers,
                           judge_slip=self.judge_slip)
 
-    def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
-        from sparkrl.templates import resolve_templates
-        from sparkrl.tiny import WarmStartConfig, WarmStartData, build_pairs, build_tiny_model, build_tokenizer, warm_start
+    def _warm_start_plan(self) -> tuple[Any, Any, str]:
+        from sparkrl.tiny import WarmStartConfig, WarmStartData
 
         data = (WarmStartData(policy=600, pointwise=150, pairwise=150, reflection=150) if self.quick
                 else WarmStartData(**self.warm_start_data))
         steps = WarmStartConfig(steps=250 if self.quick else self.warm_start_steps, log_every=50 if self.quick else 100)
-        size = "nano" if self.quick else self.size
+        return data, steps, "nano" if self.quick else self.size
+
+    def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
+        from sparkrl.templates import resolve_templates
+        from sparkrl.tiny import build_pairs, build_tiny_model, build_tokenizer, warm_start
+
+        data, steps, size = self._warm_start_plan()
 
         def build() -> tuple[Any, Any]:
             tokenizer = build_tokenizer()
@@ -210,7 +240,20 @@ class TextWorkload:
                                 judge_style=self.judge_style)
             return warm_start(model, tokenizer, pairs, steps, seed, progress=progress)
 
-        return {**warm_started(folder, seed, build, train), "size": size}
+        verdicts = JUDGE_VERDICTS.get(self.judge_style, JUDGE_VERDICTS["random"]).format(slip=self._task().judge_slip)
+        return {**warm_started(folder, seed, build, train), "size": size, "judge_verdicts": verdicts}
+
+    def warm_start_recipe(self, seed: int) -> dict[str, Any]:
+        data, steps, size = self._warm_start_plan()
+        return {"modality": self.name, "seed": seed, "size": size, "task": asdict(self._task()), "templates": self.templates,
+                "judge_style": self.judge_style, "data": asdict(data), "steps": asdict(steps)}
+
+    def shipped_warm_start(self) -> Path | None:
+        if self.shipped is None or self.quick:
+            return None
+        if self.shipped not in SHIPPED_WARM_STARTS:
+            raise ValueError(f"shipped warm start must be one of {sorted(SHIPPED_WARM_STARTS)}, got {self.shipped!r}")
+        return SHIPPED_ROOT / self.shipped
 
     def write_train_data(self, folder: Path, n: int, seed: int) -> Path:
         from sparkrl.data import examples_to_jsonl
@@ -252,7 +295,26 @@ class TextWorkload:
 #   (the judge's copies and marks, which share weights with the verdict) from drifting while the
 #   verdict learns to follow them, and both runs get 240 policy steps (float32 rounds made them
 #   affordable; with 160 the verdict had not learnt on two seeds of four: docs/demo.md).
+# - "digit" (the default): the hundreds digit of a sum of two 3-digit numbers, one of ten
+#   answers, which the policy states at once (`\boxed{6}`: it has to carry in one forward
+#   pass, so plain GRPO climbs slowly and does not saturate); a judge works the question column
+#   by column, writes its own answer beside each candidate with a mark (`A: 5~5+ B: 4~5-`), then
+#   the verdict its own answer implies, as a careless checker that forgets 75% of carries would
+#   ("follows", `sparkrl.tiny.warmstart.followed_verdict`); comparison drills teach the marks.
+#   The warm start (5,000 steps, 7 min on 2 cores) ships with sparkrl (`SHIPPED_WARM_STARTS`).
+#   Why each part: experiments/notes/digit-demo-2026-12.md.
+DIGIT_FORMAT: Mapping[str, Any] = MappingProxyType({
+    "digits": 3, "asked": "top", "explicit_carries": True, "direct_answers": True, "carry_slip": 0.5, "judge_slip": 0.75,
+    "templates": "tiny-fixed", "judge_style": "follows", "max_completion_length": 64,
+    "recycling": MappingProxyType({**BOTH_ORDERS_RECYCLING, "mixed_pointwise_prob": 0.5, "max_judge_items": 12,
+                                   "max_reflection_items": 4}),
+    "warm_start_data": MappingProxyType({"policy": 40000, "pointwise": 40000, "pairwise": 40000, "reflection": 16000,
+                                         "comparisons": 24000}),
+    "learning_rate": 5e-4, "lr_schedule": "cosine", "kl_beta": 0.3, "warm_start_steps": 5000, "rl_steps": 120,
+    "shipped": "digit",
+})
 TEXT_FORMATS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "digit": DIGIT_FORMAT,
     "sum": MappingProxyType({}),
     "one-bit": MappingProxyType({"asked": "tens-parity", "explicit_carries": True, "templates": "tiny-fixed",
                                  "judge_style": "marks", "recycling": BOTH_ORDERS_RECYCLING,

@@ -18,6 +18,12 @@ is that judging is learnt by SPARK's RL. So in this data
   the same string as the worked answer (`A: 0!=1 B: 1==1`), with `judge_style="marks"` by one
   mark (`A: 0- B: 1+`, the last one right before the verdict); the verdict stays random and
   ignores notes and marks, so the comparison is written out but judging is still not taught;
+- with `judge_style="follows"` (the demo's `digit` format) the verdict is instead the one the
+  reply's own worked answer implies (`followed_verdict`), still never the truth: the judge
+  teacher is careless (`TaskConfig.judge_slip`), so a verdict is right only as often as that
+  teacher's answer, and a judge improves only by working more carefully. With random verdicts
+  and ten possible answers, RL did not learn to make the verdict follow right marks
+  (experiments/notes/digit-demo-2026-12.md);
 - every reflection target is a fresh teacher solution, drawn without looking at the wrong
   attempt, so it is right or wrong exactly as often as a policy target;
 - optional comparison drills (`WarmStartData.comparisons`): `Compare 4 and 5` answered with
@@ -117,7 +123,7 @@ class SupervisedPair:
     correct: str
 
 
-JUDGE_STYLES = ("compare", "notes", "marks", "checks", "lookup", "picks")
+JUDGE_STYLES = ("compare", "notes", "marks", "checks", "lookup", "picks", "follows")
 # The `task` of a comparison drill (`comparison_pair`): not one of the recycled kinds.
 TASK_COMPARISON = "comparison"
 
@@ -203,6 +209,18 @@ def picked_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: 
     return f"{solution} {checks} {picked}\\boxed{{{verdict}}}"
 
 
+def followed_verdict(candidates: Sequence[tuple[str, str]], own: str, labels: Sequence[str], rng: random.Random) -> str:
+    """The verdict a "follows" reply states: what its own answer says, never the truth.
+
+    Pointwise: the first label (`Yes`) when the candidate is the judge's own answer, else the
+    second. Pairwise: the letter of the candidate that is its own answer; a coin when neither
+    is (the careless teacher's answer can match no candidate)."""
+    if len(candidates) == 1:
+        return labels[0] if candidates[0][1] == own else labels[1]
+    matching = [letter for letter, value in candidates if value == own]
+    return matching[0] if len(matching) == 1 else rng.choice(labels)
+
+
 def _listed(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = str) -> str:
     """`A: x B: y` for lettered candidates, `x` for a pointwise one (empty letter)."""
     return " ".join(f"{letter}: {show(value)}" if letter else show(value) for letter, value in candidates)
@@ -222,13 +240,16 @@ def _verdict_pairs(
     else:
         verdicts = [labels[0] if rng.random() < first_share else labels[1]]
     solution = teacher_solution(problem, rng, carry_slip)
+    if style == "follows":
+        # The careless checker: the verdict its own worked answer implies (see the module doc).
+        verdicts = [followed_verdict(candidates, boxed_answer(solution), labels, rng)]
 
     def reply(verdict: str) -> str:
         if style == "notes":
             return noted_reply(solution, candidates, verdict)
         if style == "marks":
             return marked_reply(solution, candidates, verdict)
-        if style == "checks":
+        if style in ("checks", "follows"):
             return checked_reply(solution, candidates, verdict)
         if style == "lookup":
             return lookup_reply(solution, candidates, verdict)
@@ -275,7 +296,7 @@ def comparison_pair(rng: random.Random, style: str) -> SupervisedPair:
     first = rng.randrange(10)
     second = first if rng.random() < 0.5 else rng.choice([d for d in range(10) if d != first])
     a, b = str(first), str(second)
-    reply = agreement_mark(a, b) if style == "marks" else checked_mark(a, b)
+    reply = agreement_mark(a, b) if style == "marks" else checked_mark(a, b)  # checks, picks, follows
     same = "+" if a == b else "-"
     return SupervisedPair(f"Compare {a} and {b}", reply, TASK_COMPARISON, same, same)
 
@@ -321,8 +342,9 @@ def build_pairs(
     policy_suffix: appended to policy questions; pass the suffix the RL trainer will add.
     judge_style: how judge replies are written: "compare" (the candidates copied after the
     worked solution), "notes" (each candidate noted as equal or not to the worked answer,
-    `A: 4!=5 B: 5==5`) or "marks" (the same as one mark each, `A: 4- B: 5+`). Verdicts are
-    random in all three.
+    `A: 4!=5 B: 5==5`) or "marks" (the same as one mark each, `A: 4- B: 5+`); "checks",
+    "lookup" and "picks" are the layouts of experiments/digit_demo.py. Verdicts are random in
+    all of these; "follows" writes a "checks" reply whose verdict its own answer implies.
     paired_verdicts: every judge prompt is shown twice, with the same reply and each verdict
     once (as many judge pairs, from half as many prompts), so that within the data no verdict
     goes with any prompt, candidate, or note more often than another.
@@ -337,8 +359,11 @@ def build_pairs(
         raise ValueError(f"first_verdict_share must be strictly between 0 and 1, got {first_verdict_share}")
     if judge_style not in JUDGE_STYLES:
         raise ValueError(f"judge_style must be one of {JUDGE_STYLES}, got {judge_style!r}")
-    if data.comparisons and judge_style not in ("marks", "checks", "picks"):
-        raise ValueError(f"comparison drills go with judge_style 'marks', 'checks' or 'picks', got {judge_style!r}")
+    if data.comparisons and judge_style not in ("marks", "checks", "picks", "follows"):
+        raise ValueError(
+            f"comparison drills go with judge_style 'marks', 'checks', 'picks' or 'follows', got {judge_style!r}")
+    if judge_style == "follows" and (paired_verdicts or first_verdict_share != 0.5):
+        raise ValueError("judge_style 'follows' derives each verdict from the reply: no paired or tilted verdicts")
     rng = random.Random(f"tiny-warmstart/{seed}")
     # Small task spaces (1-2 digits) hold fewer problems than the data asks for; reuse them.
     # Drills use no problem, so the problems (and every other pair) are the same with or without them.

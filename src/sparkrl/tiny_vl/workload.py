@@ -28,12 +28,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparkrl.benchmarks import PairwiseItem, PointwiseItem
-from sparkrl.demo.workload import PAIRWISE_RICH_RECYCLING, Progress, balanced_judge_items, demo_grpo_settings, warm_started
+from sparkrl.demo.workload import (
+    JUDGE_VERDICTS,
+    PAIRWISE_RICH_RECYCLING,
+    Progress,
+    balanced_judge_items,
+    demo_grpo_settings,
+    warm_started,
+)
 from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.tiny_vl.task import ShapeProblem, ShapeTaskConfig
 
@@ -90,7 +97,14 @@ class ImageWorkload:
             return warm_start_vl(model, processor, build_image_pairs(task, data, seed), steps, task.cell, seed, progress)
 
         # Vision tower and projector keep their random weights (see the module docstring).
-        return {**warm_started(folder, seed, build, train, self.frozen), "pairs": data.total}
+        return {**warm_started(folder, seed, build, train, self.frozen), "pairs": data.total,
+                "judge_verdicts": JUDGE_VERDICTS["random"]}
+
+    def warm_start_recipe(self, seed: int) -> dict[str, Any]:
+        return {"modality": self.name, "seed": seed, "quick": self.quick, "task": asdict(self._task())}
+
+    def shipped_warm_start(self) -> Path | None:
+        return None  # built by every demo run (about 2 minutes)
 
     def write_train_data(self, folder: Path, n: int, seed: int) -> Path:
         from sparkrl.tiny_vl.task import split_capacity, write_dataset
