@@ -324,3 +324,11 @@ def test_the_packaged_warm_start_matches_the_default_format() -> None:
     report = shipped_report(workload, folder)
     assert report["recipe"]["seed"] == 0 and report["steps"] == 5000
     assert text_workload("digit", quick=True).shipped_warm_start() is None  # quick builds its own
+
+
+def test_quick_demos_measure_fewer_held_out_items() -> None:
+    from sparkrl.demo.pipeline import DemoConfig
+
+    assert DemoConfig(out=Path("x")).held_out_sizes == (200, 200)
+    assert DemoConfig(out=Path("x"), quick=True).held_out_sizes == (60, 60)
+    assert DemoConfig(out=Path("x"), quick=True, eval_problems=2, judge_items=2).held_out_sizes == (2, 2)

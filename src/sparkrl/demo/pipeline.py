@@ -37,6 +37,8 @@ Progress = Callable[[str], None]
 
 # The pool of the demo runs keeps only recent items.
 POOL_CAPACITY = 64
+# Held-out problems and judge items of each kind with `quick` (`DemoConfig.held_out_sizes`).
+QUICK_HELD_OUT = 60
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,14 @@ class DemoConfig:
         for name in ("jobs", "eval_problems", "judge_items", "train_problems", "curve_points"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def held_out_sizes(self) -> tuple[int, int]:
+        """(problems, judge items of each kind) measured per model; `quick` caps both at
+        `QUICK_HELD_OUT`, its numbers meaning nothing anyway."""
+        if self.quick:
+            return min(self.eval_problems, QUICK_HELD_OUT), min(self.judge_items, QUICK_HELD_OUT)
+        return self.eval_problems, self.judge_items
 
     def workload(self) -> Workload:
         if self.modality == "image":
@@ -234,7 +244,7 @@ class Evaluations:
     model with self-reflection, every checkpoint without (for the curves)."""
 
     def __init__(self, config: DemoConfig, workload: Workload, out: Path, warm: Path, progress: Progress) -> None:
-        self.items = held_out_items(workload, out / "data", config.eval_problems, config.judge_items, config.seed)
+        self.items = held_out_items(workload, out / "data", *config.held_out_sizes, config.seed)
         self.templates = workload.templates
         self.tokens = int(workload.grpo_settings()["max_completion_length"])
         self.out, self.progress = out, progress
