@@ -142,7 +142,7 @@ def write_report(summary: Mapping[str, Any], out: Path) -> Path:
 
 Plain GRPO and SPARK trained from the same warm-started tiny model, {summary['policy_steps']} policy
 steps each, same GRPO settings. SPARK also trains on judge and reflection items recycled from its
-own rollouts. The warm start taught every format but no judging: its judge verdicts were
+own rollouts. The warm start taught every format; its judge verdicts were
 {warm.get('judge_verdicts', 'drawn at random')}, and its reflection targets fresh solutions (docs/tiny.md).{shipped}
 Everything below is measured on
 held-out problems with greedy decoding; judge items are built from the task's own right and wrong
