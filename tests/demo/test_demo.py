@@ -270,7 +270,8 @@ def test_equal_rounds_is_reported_whatever_it_shows() -> None:
 
     summary = {"grpo": _row(0.80, 0.5, 0.5, 0.8), "spark": _row(0.84, 0.95, 0.95, 0.9), "policy_steps": 120}
     assert equal_rounds(summary) is None  # no such run
-    line = equal_rounds({**summary, "grpo-rounds": _row(0.87, 0.5, 0.5, 0.87)})
+    curves = {"grpo-rounds": [{"policy_step": 0}, {"policy_step": 240}]}  # the run's own last step
+    line = equal_rounds({**summary, "grpo-rounds": _row(0.87, 0.5, 0.5, 0.87), "curves": curves})
     assert line is not None and "240 policy steps" in line and "SPARK 84.0% vs GRPO 87.0% (-3.0 points)" in line
 
 

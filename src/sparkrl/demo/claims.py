@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sparkrl.demo.runs import EQUAL_ROUNDS
+
 JUDGE_TARGET = 0.90  # SPARK's held-out pointwise and pairwise judge accuracy (text)
 IMAGE_JUDGE_TARGET = 0.80  # SPARK's held-out pairwise judge accuracy (image)
 CHANCE_BAND = 0.15  # plain GRPO's judge accuracy must stay within this of 50%
@@ -77,13 +79,17 @@ def check_claims(summary: Mapping[str, Any]) -> list[Claim]:
 
 
 def equal_rounds(summary: Mapping[str, Any]) -> str | None:
-    """SPARK's policy against plain GRPO given as many generation rounds (the `grpo-rounds` run:
-    SPARK's round budget as policy steps), reported whatever it shows; None without that run."""
-    if "grpo-rounds" not in summary:
+    """SPARK's policy against plain GRPO given as many generation rounds (the `EQUAL_ROUNDS` run:
+    SPARK's round budget as policy steps), reported whatever it shows; None without that run.
+    The budget named is the one that run's curve ends at."""
+    if EQUAL_ROUNDS not in summary:
         return None
-    spark, grpo = summary["spark"]["policy_accuracy"], summary["grpo-rounds"]["policy_accuracy"]
-    steps = summary.get("policy_steps")
-    budget = f"{2 * steps} policy steps, SPARK's {steps} policy and up to {steps} recycled rounds" if steps else "SPARK's rounds"
+    spark, grpo = summary["spark"]["policy_accuracy"], summary[EQUAL_ROUNDS]["policy_accuracy"]
+    steps, curve = summary.get("policy_steps"), summary.get("curves", {}).get(EQUAL_ROUNDS)
+    budget = "SPARK's rounds"
+    if steps and curve:
+        rounds = int(curve[-1]["policy_step"])
+        budget = f"{rounds} policy steps, SPARK's {steps} policy and up to {rounds - steps} recycled rounds"
     return (f"At equal generation rounds (plain GRPO for {budget}): SPARK {_pct(spark)} vs GRPO {_pct(grpo)} "
             f"({_points(spark - grpo)}).")
 

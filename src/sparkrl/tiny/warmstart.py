@@ -242,6 +242,8 @@ def _verdict_pairs(
     solution = teacher_solution(problem, rng, carry_slip)
     if style == "follows":
         # The careless checker: the verdict its own worked answer implies (see the module doc).
+        # The random draw above is kept: it holds the random stream, and so the shipped warm
+        # start's data, the same as every other style's.
         verdicts = [followed_verdict(candidates, boxed_answer(solution), labels, rng)]
 
     def reply(verdict: str) -> str:
