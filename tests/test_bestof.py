@@ -16,16 +16,10 @@ from sparkrl.cli import main
 from sparkrl.evaluation import EvalConfig, EvalError, evaluate
 from sparkrl.inference.backends import Generation, SamplingParams
 from sparkrl.inference.strategies import StrategySettings
-from sparkrl.templates import TemplateSet
+
+from compact_templates import COMPACT_TEMPLATES
 
 DATA = Path(__file__).parent / "fixtures" / "benchmarks" / "rewardbench2" / "test.jsonl"
-TEMPLATES = TemplateSet(
-    pointwise=("JUDGE|{question}|{candidate}",),
-    pointwise_letter=("LETTER|{question}|{candidate}",),
-    pairwise=("PAIR|{question}|{candidate_a}|{candidate_b}",),
-    reflection_cot=("REDO-COT|{question}|{attempt}",),
-    reflection_answer=("REDO|{question}|{attempt}",),
-)
 # The judge's belief that each response is right. Factuality: Paris is right but ties with
 # Lyon; Ties: the right colours above the wrong ones, tightly enough for the margin terms.
 BELIEF = {"Paris.": 0.9, "Lyon.": 0.9, "Nice.": 0.2, "Lille.": 0.1,
@@ -33,7 +27,7 @@ BELIEF = {"Paris.": 0.9, "Lyon.": 0.9, "Nice.": 0.2, "Lille.": 0.1,
 
 
 def config(mode: str = "pointwise", judge_samples: int = 4) -> EvalConfig:
-    settings = StrategySettings(templates=TEMPLATES, judge_samples=judge_samples)
+    settings = StrategySettings(templates=COMPACT_TEMPLATES, judge_samples=judge_samples)
     return EvalConfig(kind="bestof", settings=settings, bestof_mode=mode, show_progress=False)
 
 

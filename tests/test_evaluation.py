@@ -15,21 +15,14 @@ from sparkrl.evaluation import (
 from sparkrl.inference.backends import SamplingParams
 from sparkrl.inference.strategies import StrategySettings
 from sparkrl.rows import Example
-from sparkrl.templates import TemplateSet
 
-TEMPLATES = TemplateSet(
-    pointwise=("JUDGE|{question}|{candidate}",),
-    pointwise_letter=("LETTER|{question}|{candidate}",),
-    pairwise=("PAIR|{question}|{candidate_a}|{candidate_b}",),
-    reflection_cot=("REDO-COT|{question}|{attempt}",),
-    reflection_answer=("REDO|{question}|{attempt}",),
-)
+from compact_templates import COMPACT_TEMPLATES
 
 
 def config(kind: str, **kwargs) -> EvalConfig:
     sampling = kwargs.pop("sampling", SamplingParams())
     return EvalConfig(
-        kind=kind, settings=StrategySettings(sampling=sampling, templates=TEMPLATES), show_progress=False, **kwargs
+        kind=kind, settings=StrategySettings(sampling=sampling, templates=COMPACT_TEMPLATES), show_progress=False, **kwargs
     )
 
 

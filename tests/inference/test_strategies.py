@@ -15,20 +15,12 @@ from sparkrl.inference.strategies import (
     run_strategy,
     verdict_probability,
 )
-from sparkrl.templates import TemplateSet
 
-# Compact templates make the scripted backend's job (recognising the prompt) trivial.
-TEMPLATES = TemplateSet(
-    pointwise=("JUDGE|{question}|{candidate}",),
-    pointwise_letter=("LETTER|{question}|{candidate}",),
-    pairwise=("PAIR|{question}|{candidate_a}|{candidate_b}",),
-    reflection_cot=("REDO-COT|{question}|{attempt}",),
-    reflection_answer=("REDO|{question}|{attempt}",),
-)
+from compact_templates import COMPACT_TEMPLATES
 
 
 def settings(**kwargs) -> StrategySettings:
-    return StrategySettings(templates=TEMPLATES, **kwargs)
+    return StrategySettings(templates=COMPACT_TEMPLATES, **kwargs)
 
 
 TASKS = [Task("q1", "ask q1"), Task("q2", "ask q2")]
