@@ -1,8 +1,9 @@
 """The one-line judge and reflection templates that tests of the scripted backend use.
 
-Each prompt names its kind and fields between bars (`JUDGE|question|candidate`), so a scripted
-judge (`conftest.ScriptedBackend`) recognises a prompt with one `split("|")`. Tests import it
-as a plain module: `tests/` is on the import path because its `conftest.py` is.
+Each prompt names its kind and fields between bars (`JUDGE|question|candidate`), so the answer
+functions given to `conftest.ScriptedBackend` tell a prompt's kind by its prefix and read its
+fields with one `split("|")`. Tests import it as a plain module: `tests/` is on the import path
+because its `conftest.py` is.
 """
 
 from sparkrl.templates import TemplateSet

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -22,14 +23,14 @@ from sparkrl.self_reward import (
     spearman,
     win_rates,
 )
-from sparkrl.templates import TemplateSet
 
-TEMPLATES = TemplateSet(
-    pointwise=("JUDGE|{question}|{candidate}", "OTHER|{question}|{candidate}"),
-    pointwise_letter=("LETTER|{question}|{candidate}",),
-    pairwise=("PAIR|{question}|{candidate_a}|{candidate_b}", "OTHER|{question}|{candidate_a}|{candidate_b}"),
-    reflection_cot=("REDO-COT|{question}|{attempt}",),
-    reflection_answer=("REDO|{question}|{attempt}",),
+from compact_templates import COMPACT_TEMPLATES
+
+# A second paraphrase of each judge template: self-judging must ask with the first one.
+TEMPLATES = replace(
+    COMPACT_TEMPLATES,
+    pointwise=(*COMPACT_TEMPLATES.pointwise, "OTHER|{question}|{candidate}"),
+    pairwise=(*COMPACT_TEMPLATES.pairwise, "OTHER|{question}|{candidate_a}|{candidate_b}"),
 )
 
 
