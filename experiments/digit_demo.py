@@ -62,6 +62,7 @@ class DigitDemo(DemoConfig):
     learning_rate: float = 5e-4
     kl_beta: float = 0.3
     judge_slip: float = 0.1
+    written: bool = False  # policy and reflection replies write the columns (run 23), not only the answer
 
     def workload(self) -> Workload:
         data = dict(DIGIT["warm_start_data"])
@@ -76,7 +77,7 @@ class DigitDemo(DemoConfig):
                                "warm_start_data": MappingProxyType(data), "carry_slip": self.carry_slip,
                                "recycling": recycling, "warm_start_steps": self.warm_start_steps,
                                "learning_rate": self.learning_rate, "kl_beta": self.kl_beta,
-                               "judge_slip": self.judge_slip})
+                               "judge_slip": self.judge_slip, "direct_answers": not self.written})
 
 
 def main() -> int:
@@ -98,6 +99,8 @@ def main() -> int:
     parser.add_argument("--judge-items", type=int, default=6,
                         help="recycled judge items per policy round (max_judge_items; max_reflection_items a third)")
     parser.add_argument("--judge-slip", type=float, default=0.1, help="the judge teacher's share of forgotten carries")
+    parser.add_argument("--written", action="store_true",
+                        help="policy and reflection replies write the columns before the answer (run 23)")
     parser.add_argument("--warm-start-only", action="store_true")
     args = parser.parse_args()
     config = DigitDemo(out=args.out, seed=args.seed, judge_style=args.judge_style, rl_steps=args.rl_steps,
@@ -105,7 +108,7 @@ def main() -> int:
                        warm_start_data=tuple(args.warm_start_data), carry_slip=args.carry_slip,
                        recycled_judge_items=args.judge_items, warm_start_steps=args.warm_start_steps,
                        learning_rate=args.learning_rate, kl_beta=args.kl_beta,
-                       judge_slip=args.judge_slip)
+                       judge_slip=args.judge_slip, written=args.written)
     if args.warm_start_only:
         print(json.dumps(measure_warm_start(config), indent=2))
     else:
