@@ -94,3 +94,50 @@ def test_quick_image_demo_writes_its_summary(tmp_path):
                                       "self_reflection_accuracy"}
     assert (out / "models" / "spark" / "processor_config.json").exists()
     assert (out / "report.md").exists()
+
+
+def test_careless_image_judges_follow_their_own_count_never_the_truth():
+    # The image counterpart of the text `follows` replies: a careless count (shapes of another
+    # colour counted too), each candidate marked against it, the verdict that count implies.
+    import random
+    import re
+
+    from sparkrl.tiny.task import boxed_answer
+    from sparkrl.tiny.warmstart import WarmStartData
+    from sparkrl.tiny_vl.task import ShapeTaskConfig, careless_solution, generate_problems
+    from sparkrl.tiny_vl.warmstart import build_image_pairs
+
+    task = ShapeTaskConfig(judge_slip=0.6)
+    problem = next(p for p in generate_problems(task, "train", 50, 0)
+                   if any(c is not None and c[0] != p.colour for c in p.cells))
+    rng = random.Random(0)
+    counts = {boxed_answer(careless_solution(problem, rng, 1.0)) for _ in range(5)}
+    assert counts == {str(sum(c is not None for c in problem.cells))}  # every shape, whatever its colour
+    assert boxed_answer(careless_solution(problem, rng, 0.0)) == problem.answer
+    pairs = [i.pair for i in build_image_pairs(task, WarmStartData(policy=0, pointwise=300, pairwise=300, reflection=0), 0)]
+    for pair in pairs:
+        own = boxed_answer(pair.completion[: pair.completion.index("} ") + 1])
+        marks = re.findall(r"(\d)~(\d)([+-])", pair.completion)
+        assert all(mine == own and mark == ("+" if shown == own else "-") for shown, mine, mark in marks)
+        if pair.task == "pointwise":
+            assert pair.label == ("Yes" if marks[0][2] == "+" else "No")
+        assert pair.completion.endswith(f"\\boxed{{{pair.label}}}")
+    # The careless teacher's verdicts agree with the truth no more often than chance.
+    assert sum(p.label == p.correct for p in pairs) / len(pairs) < 0.55
+
+
+def test_chat_template_writes_the_image_after_the_text_in_every_prompt():
+    # TRL puts a row's image first; the tiny model reads the image at a fixed distance from the
+    # reply only if it comes last, so a judge prompt and a policy prompt end the same way.
+    from sparkrl.templates import pointwise_prompt
+    from sparkrl.tiny_vl.model import IMAGE_TOKEN, build_vl_processor
+
+    processor = build_vl_processor()
+    question = "How many red shapes"
+    ends = []
+    for text in (question, pointwise_prompt(question, "2", templates=resolve_templates("tiny"))):
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+        rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert rendered.count(IMAGE_TOKEN) == 1
+        ends.append(rendered[rendered.index(question):])
+    assert ends[0] == ends[1] == f"{question}{IMAGE_TOKEN}<eos><assistant>"

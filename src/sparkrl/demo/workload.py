@@ -34,6 +34,8 @@ JUDGE_VERDICTS: Mapping[str, str] = MappingProxyType({
     "random": "drawn at random, independent of whether any candidate is right",
     "follows": "what the judge's own worked answer implies, from a careless teacher that forgets {slip:.0%} of "
                "carries (never the truth)",
+    "careless count": "what the judge's own count implies, from a careless teacher that also counts each shape of "
+                      "another colour {slip:.0%} of the time (never the truth)",
 })
 
 

@@ -43,13 +43,16 @@ class ShapeTaskConfig:
 
     grid: cells per side (2-4). cell: pixels per cell side (use the model's patch size).
     slip: probability that the teacher miscounts a cell. test_fraction: share of the
-    problem space kept for the test split.
+    problem space kept for the test split. judge_slip: when set, the teacher of judge replies
+    is a careless checker that also counts each shape of another colour with this probability
+    (`careless_solution`), and judge verdicts follow its count (`sparkrl.tiny_vl.warmstart`).
     """
 
     grid: int = 2
     cell: int = 14
     slip: float = 0.15
     test_fraction: float = 0.1
+    judge_slip: float | None = None
 
     def __post_init__(self) -> None:
         if not 2 <= self.grid <= 4:
@@ -58,6 +61,8 @@ class ShapeTaskConfig:
             raise ValueError(f"ShapeTaskConfig.cell must be >= 6 pixels, got {self.cell}")
         if not 0.0 <= self.slip <= 1.0:
             raise ValueError(f"ShapeTaskConfig.slip must be in [0, 1], got {self.slip}")
+        if self.judge_slip is not None and not 0.0 <= self.judge_slip <= 1.0:
+            raise ValueError(f"ShapeTaskConfig.judge_slip must be in [0, 1] or None, got {self.judge_slip}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"ShapeTaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
 
@@ -164,6 +169,14 @@ def correct_solution(problem: ShapeProblem) -> str:
 def teacher_solution(problem: ShapeProblem, rng: random.Random, slip: float) -> str:
     """The warm-start teacher: each cell's term flipped with probability `slip`, then summed."""
     return solution(tuple(1 - m if rng.random() < slip else m for m in problem.marks))
+
+
+def careless_solution(problem: ShapeProblem, rng: random.Random, share: float) -> str:
+    """A careless checker's count: right for the asked colour and for empty cells, but each
+    shape of another colour counted as well with probability `share` (it looks at shapes, not
+    at their colour)."""
+    return solution(tuple(1 if cell is not None and cell[0] != problem.colour and rng.random() < share else mark
+                          for cell, mark in zip(problem.cells, problem.marks)))
 
 
 def wrong_solution(problem: ShapeProblem, rng: random.Random) -> str:

@@ -4,13 +4,20 @@ Same design as `sparkrl.tiny.warmstart` (see docs/tiny.md): the model learns the
 format and what judge and reflection replies look like, but nothing about judging.
 
 - policy targets come from the imperfect teacher (`task.teacher_solution`, miscounting cells);
-- a judge target is the teacher's own worked count, the candidate(s) copied from the prompt,
-  then a verdict drawn at random, independently of whether the candidate is right;
+- with `ShapeTaskConfig.judge_slip` set (the demo's default), a judge target is the text
+  demo's `follows` reply: a careless checker's count (it also counts each shape of another
+  colour with probability `judge_slip`: `task.careless_solution`), each candidate marked
+  against that count (`A: 2~3- B: 3~3+`), then the verdict that count implies, never the
+  truth; a judge improves only by counting more carefully, which is what SPARK's RL rewards.
+  Without it, the judge target is the teacher's worked count, the candidate(s) copied from
+  the prompt, and a verdict drawn at random (the design before 2026-12-03, under which the
+  image judge did not learn: docs/vision.md);
 - a reflection target is a fresh teacher solution that never looks at the wrong attempt.
 
-Every prompt carries the problem's image (rendered in memory; no files) before its text, as
-TRL's `prepare_multimodal_messages` places dataset images, and is rendered with the
-processor's chat template. Judge and reflection prompts use the tiny template pool.
+Every prompt carries the problem's image (rendered in memory; no files) as its first content
+part, as TRL's `prepare_multimodal_messages` places dataset images, and is rendered with the
+processor's chat template, which writes the image after the text
+(`sparkrl.tiny_vl.model.CHAT_TEMPLATE`). Judge and reflection prompts use the tiny template pool.
 """
 
 from __future__ import annotations
@@ -27,10 +34,20 @@ from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, TASK_POLICY, TASK_REFLEC
 from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt, reflection_prompt
 from sparkrl.tiny.task import boxed_answer
 from sparkrl.tiny.templates import TINY_TEMPLATES
-from sparkrl.tiny.warmstart import SupervisedPair, WarmStartConfig, WarmStartData, WarmStartReport, fit, judge_reply
+from sparkrl.tiny.warmstart import (
+    SupervisedPair,
+    WarmStartConfig,
+    WarmStartData,
+    WarmStartReport,
+    checked_reply,
+    fit,
+    followed_verdict,
+    judge_reply,
+)
 from sparkrl.tiny_vl.task import (
     ShapeProblem,
     ShapeTaskConfig,
+    careless_solution,
     generate_problems,
     render,
     split_capacity,
@@ -47,16 +64,25 @@ class ImagePair:
     problem: ShapeProblem
 
 
-def _judge_pair(task: str, prompt: str, shown: str, problem: ShapeProblem, rng: random.Random, slip: float,
-                labels: Sequence[str], right: str) -> SupervisedPair:
+def _judge_pair(task: str, prompt: str, candidates: Sequence[tuple[str, str]], problem: ShapeProblem,
+                rng: random.Random, config: ShapeTaskConfig, labels: Sequence[str], right: str) -> SupervisedPair:
+    if config.judge_slip is not None:
+        # The text demo's "follows" replies: a careless count, each candidate marked against it,
+        # and the verdict that count implies; `right` is never consulted.
+        count = careless_solution(problem, rng, config.judge_slip)
+        verdict = followed_verdict(candidates, boxed_answer(count), labels, rng)
+        return SupervisedPair(prompt, checked_reply(count, candidates, verdict), task, verdict, right)
     verdict = rng.choice(labels)  # drawn on its own: `right` is never consulted
     # As in the text task: worked count, the candidates copied from the prompt, then the verdict.
-    completion = judge_reply(teacher_solution(problem, rng, slip), shown, verdict)
+    shown = " ".join(f"{letter}: {value}" if letter else value for letter, value in candidates)
+    completion = judge_reply(teacher_solution(problem, rng, config.slip), shown, verdict)
     return SupervisedPair(prompt, completion, task, verdict, right)
 
 
-def make_pair(kind: str, problem: ShapeProblem, rng: random.Random, slip: float, templates: TemplateSet) -> SupervisedPair:
+def make_pair(kind: str, problem: ShapeProblem, rng: random.Random, config: ShapeTaskConfig,
+              templates: TemplateSet) -> SupervisedPair:
     """One supervised pair of `kind` (policy, pointwise, pairwise or reflection) for `problem`."""
+    slip = config.slip
     if kind == TASK_POLICY:
         target = teacher_solution(problem, rng, slip)
         return SupervisedPair(problem.question, target, TASK_POLICY, boxed_answer(target), problem.answer)
@@ -65,13 +91,14 @@ def make_pair(kind: str, problem: ShapeProblem, rng: random.Random, slip: float,
         candidate = problem.answer if is_right else boxed_answer(wrong_solution(problem, rng))
         # Yes/No only: the demo's recycling does not use the option-letter variant either.
         prompt = pointwise_prompt(problem.question, candidate, rng, templates=templates)
-        return _judge_pair(kind, prompt, candidate, problem, rng, slip, ("Yes", "No"), "Yes" if is_right else "No")
+        return _judge_pair(kind, prompt, [("", candidate)], problem, rng, config, ("Yes", "No"),
+                           "Yes" if is_right else "No")
     if kind == TASK_PAIRWISE:
         wrong = boxed_answer(wrong_solution(problem, rng))
         right = rng.choice(("A", "B"))
         a, b = (problem.answer, wrong) if right == "A" else (wrong, problem.answer)
         prompt = pairwise_prompt(problem.question, a, b, rng, templates=templates)
-        return _judge_pair(kind, prompt, f"A: {a} B: {b}", problem, rng, slip, ("A", "B"), right)
+        return _judge_pair(kind, prompt, [("A", a), ("B", b)], problem, rng, config, ("A", "B"), right)
     if kind == TASK_REFLECTION:
         attempt = wrong_solution(problem, rng)
         mode = rng.choice(("cot", "answer"))
@@ -95,7 +122,7 @@ def build_image_pairs(
     for kind, count in counts.items():
         for _ in range(count):
             problem = next(problems)
-            pairs.append(ImagePair(make_pair(kind, problem, rng, task.slip, templates), problem))
+            pairs.append(ImagePair(make_pair(kind, problem, rng, task, templates), problem))
     rng.shuffle(pairs)
     return pairs
 

@@ -1,8 +1,9 @@
 """The image modality of `sparkrl demo`: the shape-counting task and the tiny LLaVA.
 
 Implements `sparkrl.demo.workload.Workload` the way `TextWorkload` does for column addition:
-the warm start follows the same rule (judge verdicts drawn at random, reflection targets are
-fresh solutions; `sparkrl.tiny_vl.warmstart`), training rows and held-out items are rendered
+the warm start follows the same rule (judge verdicts follow a careless checker's own count,
+never the truth, as in the text demo's `digit` format; reflection targets are fresh solutions;
+`sparkrl.tiny_vl.warmstart`), training rows and held-out items are rendered
 to PNG files under the demo's data folder, and held-out judge items are built from the task's
 own right and wrong solutions (a wrong one miscounts exactly one cell) with exactly balanced
 labels. Held-out items come from the task's test split, which shares no board with the train
@@ -20,8 +21,9 @@ The warm start gives judge replies as much data as policy answers (1,000 pointwi
 pairwise pairs beside 2,000 policy pairs). With 400 of each, the model counted 99.5% of
 held-out policy prompts right but only 48.2% of its counts inside the longer judge prompts,
 so a judge could not compare its count with the candidates; with 1,000 of each, 80.5% and
-61.5% (seed 0): better inside judge prompts, still far from good, and its policy leaves RL
-room.
+61.5% (seed 0): better inside judge prompts, still far from good. What closed the gap was
+where the image sits: the processor's chat template now writes it after the prompt's text
+(`sparkrl.tiny_vl.model`), at the same distance from the reply in every prompt.
 """
 
 from __future__ import annotations
@@ -51,12 +53,14 @@ class ImageWorkload:
 
     quick: a smaller warm start and fewer RL steps, for tests (the claims are not expected to
     hold then). grid / slip: the board size and the warm-start teacher's miscount rate
-    (`ShapeTaskConfig`).
+    (`ShapeTaskConfig`). judge_slip: the careless judge teacher's share of shapes of another
+    colour that it counts too (`ShapeTaskConfig.judge_slip`; None: random warm-start verdicts).
     """
 
     quick: bool = False
     grid: int = 2
     slip: float = 0.15
+    judge_slip: float | None = 0.6
     name: str = field(default="image", init=False)
     templates: str = field(default="tiny", init=False)
     # RL leaves them at their random weights too: in a first full run that trained them (with the
@@ -73,7 +77,7 @@ class ImageWorkload:
     def _task(self) -> ShapeTaskConfig:
         from sparkrl.tiny_vl.model import TinyVLSize
 
-        return ShapeTaskConfig(grid=self.grid, cell=TinyVLSize().patch_size, slip=self.slip)
+        return ShapeTaskConfig(grid=self.grid, cell=TinyVLSize().patch_size, slip=self.slip, judge_slip=self.judge_slip)
 
     def warm_start(self, folder: Path, seed: int, progress: Progress) -> dict[str, Any]:
         from sparkrl.tiny.warmstart import WarmStartConfig, WarmStartData
@@ -97,8 +101,9 @@ class ImageWorkload:
             return warm_start_vl(model, processor, build_image_pairs(task, data, seed), steps, task.cell, seed, progress)
 
         # Vision tower and projector keep their random weights (see the module docstring).
-        return {**warm_started(folder, seed, build, train, self.frozen), "pairs": data.total,
-                "judge_verdicts": JUDGE_VERDICTS["random"]}
+        verdicts = (JUDGE_VERDICTS["random"] if self.judge_slip is None
+                    else JUDGE_VERDICTS["careless count"].format(slip=self.judge_slip))
+        return {**warm_started(folder, seed, build, train, self.frozen), "pairs": data.total, "judge_verdicts": verdicts}
 
     def warm_start_recipe(self, seed: int) -> dict[str, Any]:
         return {"modality": self.name, "seed": seed, "quick": self.quick, "task": asdict(self._task())}
@@ -144,6 +149,11 @@ class ImageWorkload:
         return paths
 
     def grpo_settings(self) -> dict[str, Any]:
-        # A judge reply (count, copied candidates, verdict) is 2 * grid^2 + 23 tokens for
-        # one-digit counts (31 on a 2x2 board); the rest is slack.
-        return demo_grpo_settings(self.quick, max_completion_length=2 * self.grid**2 + 28)
+        # A judge reply (count, marked candidates, verdict) is at most 2 * grid^2 + 23 tokens for
+        # one-digit counts (31 on a 2x2 board); the rest is slack. As in the text demo's `digit`
+        # format, a KL term to the warm start keeps what RL does not reward directly (the marks,
+        # which share weights with the verdict) from drifting: without it (constant lr 3e-4),
+        # SPARK's pairwise marks followed its own count on 95% of held-out replies at policy
+        # step 20 and on 49% at the end, and its pairwise judge fell from 97.0% to 74.0%.
+        return demo_grpo_settings(self.quick, max_completion_length=2 * self.grid**2 + 28, lr_schedule="cosine",
+                                  beta=0.3, learning_rate=5e-4)
