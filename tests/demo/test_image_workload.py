@@ -104,18 +104,20 @@ def test_careless_image_judges_follow_their_own_count_never_the_truth():
 
     from sparkrl.tiny.task import boxed_answer
     from sparkrl.tiny.warmstart import WarmStartData
-    from sparkrl.tiny_vl.task import ShapeTaskConfig, careless_solution, generate_problems
+    from sparkrl.tiny_vl.task import ShapeTaskConfig, careless_tally, generate_problems
     from sparkrl.tiny_vl.warmstart import build_image_pairs
 
     task = ShapeTaskConfig(judge_slip=0.6)
     problem = next(p for p in generate_problems(task, "train", 50, 0)
                    if any(c is not None and c[0] != p.colour for c in p.cells))
     rng = random.Random(0)
-    counts = {boxed_answer(careless_solution(problem, rng, 1.0)) for _ in range(5)}
+    counts = {boxed_answer(careless_tally(problem, rng, 1.0)) for _ in range(5)}
     assert counts == {str(sum(c is not None for c in problem.cells))}  # every shape, whatever its colour
-    assert boxed_answer(careless_solution(problem, rng, 0.0)) == problem.answer
+    assert boxed_answer(careless_tally(problem, rng, 0.0)) == problem.answer
     pairs = [i.pair for i in build_image_pairs(task, WarmStartData(policy=0, pointwise=300, pairwise=300, reflection=0), 0)]
     for pair in pairs:
+        # The judge tallies in its own notation (`xoox=2`), never in the policy's (`1+0+0+1=2`).
+        assert re.match(r"[xo]{4}=\d \\boxed\{\d\} ", pair.completion), pair.completion
         own = boxed_answer(pair.completion[: pair.completion.index("} ") + 1])
         marks = re.findall(r"(\d)~(\d)([+-])", pair.completion)
         assert all(mine == own and mark == ("+" if shown == own else "-") for shown, mine, mark in marks)

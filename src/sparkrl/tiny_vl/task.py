@@ -45,7 +45,7 @@ class ShapeTaskConfig:
     slip: probability that the teacher miscounts a cell. test_fraction: share of the
     problem space kept for the test split. judge_slip: when set, the teacher of judge replies
     is a careless checker that also counts each shape of another colour with this probability
-    (`careless_solution`), and judge verdicts follow its count (`sparkrl.tiny_vl.warmstart`).
+    (`careless_tally`), and judge verdicts follow its count (`sparkrl.tiny_vl.warmstart`).
     """
 
     grid: int = 2
@@ -171,12 +171,21 @@ def teacher_solution(problem: ShapeProblem, rng: random.Random, slip: float) -> 
     return solution(tuple(1 - m if rng.random() < slip else m for m in problem.marks))
 
 
-def careless_solution(problem: ShapeProblem, rng: random.Random, share: float) -> str:
-    """A careless checker's count: right for the asked colour and for empty cells, but each
+def tally(marks: tuple[int, ...]) -> str:
+    """A judge's count of the cells, written as a tally (`xoox=2 \\boxed{2}`: `x` a cell counted,
+    `o` one not), not in the policy's `1+0+0+1` notation. A judge that counted in the policy's
+    own notation was taught to count by plain GRPO's policy training as well (its pairwise judge
+    77.2% on one seed of three); with its own notation it stays near chance
+    (experiments/notes/digit-demo-2026-12.md, runs 26-27)."""
+    return "".join("x" if m else "o" for m in marks) + f"={sum(marks)} \\boxed{{{sum(marks)}}}"
+
+
+def careless_tally(problem: ShapeProblem, rng: random.Random, share: float) -> str:
+    """A careless checker's tally: right for the asked colour and for empty cells, but each
     shape of another colour counted as well with probability `share` (it looks at shapes, not
     at their colour)."""
-    return solution(tuple(1 if cell is not None and cell[0] != problem.colour and rng.random() < share else mark
-                          for cell, mark in zip(problem.cells, problem.marks)))
+    return tally(tuple(1 if cell is not None and cell[0] != problem.colour and rng.random() < share else mark
+                       for cell, mark in zip(problem.cells, problem.marks)))
 
 
 def wrong_solution(problem: ShapeProblem, rng: random.Random) -> str:

@@ -5,10 +5,11 @@ format and what judge and reflection replies look like, but nothing about judgin
 
 - policy targets come from the imperfect teacher (`task.teacher_solution`, miscounting cells);
 - with `ShapeTaskConfig.judge_slip` set (the demo's default), a judge target is the text
-  demo's `follows` reply: a careless checker's count (it also counts each shape of another
-  colour with probability `judge_slip`: `task.careless_solution`), each candidate marked
-  against that count (`A: 2~3- B: 3~3+`), then the verdict that count implies, never the
-  truth; a judge improves only by counting more carefully, which is what SPARK's RL rewards.
+  demo's `follows` reply: a careless checker's tally of the cells (it also counts each shape
+  of another colour with probability `judge_slip`: `task.careless_tally`, written `xxox=3`,
+  not in the policy's notation), each candidate marked against that count (`A: 2~3- B: 3~3+`),
+  then the verdict that count implies, never the truth; a judge improves only by counting
+  more carefully, which is what SPARK's RL rewards.
   Without it, the judge target is the teacher's worked count, the candidate(s) copied from
   the prompt, and a verdict drawn at random (the design before 2026-12-03, under which the
   image judge did not learn: docs/vision.md);
@@ -47,7 +48,7 @@ from sparkrl.tiny.warmstart import (
 from sparkrl.tiny_vl.task import (
     ShapeProblem,
     ShapeTaskConfig,
-    careless_solution,
+    careless_tally,
     generate_problems,
     render,
     split_capacity,
@@ -69,7 +70,7 @@ def _judge_pair(task: str, prompt: str, candidates: Sequence[tuple[str, str]], p
     if config.judge_slip is not None:
         # The text demo's "follows" replies: a careless count, each candidate marked against it,
         # and the verdict that count implies; `right` is never consulted.
-        count = careless_solution(problem, rng, config.judge_slip)
+        count = careless_tally(problem, rng, config.judge_slip)
         verdict = followed_verdict(candidates, boxed_answer(count), labels, rng)
         return SupervisedPair(prompt, checked_reply(count, candidates, verdict), task, verdict, right)
     verdict = rng.choice(labels)  # drawn on its own: `right` is never consulted
