@@ -91,7 +91,8 @@ def test_quick_image_demo_writes_its_summary(tmp_path):
         assert key in summary
     for name in ("warmstart", "grpo", "spark"):
         assert set(summary[name]) == {"policy_accuracy", "judge_pointwise_accuracy", "judge_pairwise_accuracy",
-                                      "self_reflection_accuracy"}
+                                      "self_reflection_accuracy", "self_reflection_wrong_to_right",
+                                      "self_reflection_right_to_wrong"}
     assert (out / "models" / "spark" / "processor_config.json").exists()
     assert (out / "report.md").exists()
 
