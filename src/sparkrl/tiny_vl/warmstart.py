@@ -44,6 +44,7 @@ from sparkrl.tiny.warmstart import (
     fit,
     followed_verdict,
     judge_reply,
+    listed_candidates,
 )
 from sparkrl.tiny_vl.task import (
     ShapeProblem,
@@ -75,8 +76,7 @@ def _judge_pair(task: str, prompt: str, candidates: Sequence[tuple[str, str]], p
         return SupervisedPair(prompt, checked_reply(count, candidates, verdict), task, verdict, right)
     verdict = rng.choice(labels)  # drawn on its own: `right` is never consulted
     # As in the text task: worked count, the candidates copied from the prompt, then the verdict.
-    shown = " ".join(f"{letter}: {value}" if letter else value for letter, value in candidates)
-    completion = judge_reply(teacher_solution(problem, rng, config.slip), shown, verdict)
+    completion = judge_reply(teacher_solution(problem, rng, config.slip), listed_candidates(candidates), verdict)
     return SupervisedPair(prompt, completion, task, verdict, right)
 
 
