@@ -108,7 +108,10 @@ def test_careless_image_judges_follow_their_own_count_never_the_truth():
     from sparkrl.tiny_vl.task import ShapeTaskConfig, careless_tally, generate_problems
     from sparkrl.tiny_vl.warmstart import build_image_pairs
 
-    task = ShapeTaskConfig(judge_slip=0.6)
+    task = ShapeTaskConfig()  # the careless judge teacher is the only one (judge_slip 0.6)
+    assert task.judge_slip == ImageWorkload().judge_slip == 0.6
+    with pytest.raises(ValueError, match="judge_slip"):
+        ShapeTaskConfig(judge_slip=None)  # type: ignore[arg-type]  # the random-verdict teacher is gone
     problem = next(p for p in generate_problems(task, "train", 50, 0)
                    if any(c is not None and c[0] != p.colour for c in p.cells))
     rng = random.Random(0)

@@ -43,8 +43,8 @@ class ShapeTaskConfig:
 
     grid: cells per side (2-4). cell: pixels per cell side (use the model's patch size).
     slip: probability that the teacher miscounts a cell. test_fraction: share of the
-    problem space kept for the test split. judge_slip: when set, the teacher of judge replies
-    is a careless checker that also counts each shape of another colour with this probability
+    problem space kept for the test split. judge_slip: the teacher of judge replies is a
+    careless checker that also counts each shape of another colour with this probability
     (`careless_tally`), and judge verdicts follow its count (`sparkrl.tiny_vl.warmstart`).
     """
 
@@ -52,7 +52,7 @@ class ShapeTaskConfig:
     cell: int = 14
     slip: float = 0.15
     test_fraction: float = 0.1
-    judge_slip: float | None = None
+    judge_slip: float = 0.6
 
     def __post_init__(self) -> None:
         if not 2 <= self.grid <= 4:
@@ -61,8 +61,8 @@ class ShapeTaskConfig:
             raise ValueError(f"ShapeTaskConfig.cell must be >= 6 pixels, got {self.cell}")
         if not 0.0 <= self.slip <= 1.0:
             raise ValueError(f"ShapeTaskConfig.slip must be in [0, 1], got {self.slip}")
-        if self.judge_slip is not None and not 0.0 <= self.judge_slip <= 1.0:
-            raise ValueError(f"ShapeTaskConfig.judge_slip must be in [0, 1] or None, got {self.judge_slip}")
+        if not isinstance(self.judge_slip, int | float) or not 0.0 <= self.judge_slip <= 1.0:
+            raise ValueError(f"ShapeTaskConfig.judge_slip must be in [0, 1], got {self.judge_slip}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"ShapeTaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
 

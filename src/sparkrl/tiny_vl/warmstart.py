@@ -4,15 +4,13 @@ Same design as `sparkrl.tiny.warmstart` (see docs/tiny.md): the model learns the
 format and what judge and reflection replies look like, but nothing about judging.
 
 - policy targets come from the imperfect teacher (`task.teacher_solution`, miscounting cells);
-- with `ShapeTaskConfig.judge_slip` set (the demo's default), a judge target is the text
-  demo's `follows` reply: a careless checker's tally of the cells (it also counts each shape
-  of another colour with probability `judge_slip`: `task.careless_tally`, written `xxox=3`,
-  not in the policy's notation), each candidate marked against that count (`A: 2~3- B: 3~3+`),
-  then the verdict that count implies, never the truth; a judge improves only by counting
-  more carefully, which is what SPARK's RL rewards.
-  Without it, the judge target is the teacher's worked count, the candidate(s) copied from
-  the prompt, and a verdict drawn at random (the design before 2026-12-03, under which the
-  image judge did not learn: docs/vision.md);
+- a judge target is the text demo's `follows` reply: a careless checker's tally of the cells
+  (it also counts each shape of another colour with probability `ShapeTaskConfig.judge_slip`:
+  `task.careless_tally`, written `xxox=3`, not in the policy's notation), each candidate marked
+  against that count (`A: 2~3- B: 3~3+`), then the verdict that count implies, never the
+  truth; a judge improves only by counting more carefully, which is what SPARK's RL rewards.
+  (Until 2026-12-03 the judge target was the teacher's worked count, the candidates copied and
+  a verdict drawn at random; the image judge did not learn under it: docs/vision.md);
 - a reflection target is a fresh teacher solution that never looks at the wrong attempt.
 
 Every prompt carries the problem's image (rendered in memory; no files) as its first content
@@ -43,8 +41,6 @@ from sparkrl.tiny.warmstart import (
     checked_reply,
     fit,
     followed_verdict,
-    judge_reply,
-    listed_candidates,
 )
 from sparkrl.tiny_vl.task import (
     ShapeProblem,
@@ -68,16 +64,11 @@ class ImagePair:
 
 def _judge_pair(task: str, prompt: str, candidates: Sequence[tuple[str, str]], problem: ShapeProblem,
                 rng: random.Random, config: ShapeTaskConfig, labels: Sequence[str], right: str) -> SupervisedPair:
-    if config.judge_slip is not None:
-        # The text demo's "follows" replies: a careless count, each candidate marked against it,
-        # and the verdict that count implies; `right` is never consulted.
-        count = careless_tally(problem, rng, config.judge_slip)
-        verdict = followed_verdict(candidates, boxed_answer(count), labels, rng)
-        return SupervisedPair(prompt, checked_reply(count, candidates, verdict), task, verdict, right)
-    verdict = rng.choice(labels)  # drawn on its own: `right` is never consulted
-    # As in the text task: worked count, the candidates copied from the prompt, then the verdict.
-    completion = judge_reply(teacher_solution(problem, rng, config.slip), listed_candidates(candidates), verdict)
-    return SupervisedPair(prompt, completion, task, verdict, right)
+    # The text demo's "follows" replies: a careless count, each candidate marked against it,
+    # and the verdict that count implies; `right` is never consulted.
+    count = careless_tally(problem, rng, config.judge_slip)
+    verdict = followed_verdict(candidates, boxed_answer(count), labels, rng)
+    return SupervisedPair(prompt, checked_reply(count, candidates, verdict), task, verdict, right)
 
 
 def make_pair(kind: str, problem: ShapeProblem, rng: random.Random, config: ShapeTaskConfig,

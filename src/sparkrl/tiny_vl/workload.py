@@ -54,13 +54,13 @@ class ImageWorkload:
     quick: a smaller warm start and fewer RL steps, for tests (the claims are not expected to
     hold then). grid / slip: the board size and the warm-start teacher's miscount rate
     (`ShapeTaskConfig`). judge_slip: the careless judge teacher's share of shapes of another
-    colour that it counts too (`ShapeTaskConfig.judge_slip`; None: random warm-start verdicts).
+    colour that it counts too (`ShapeTaskConfig.judge_slip`).
     """
 
     quick: bool = False
     grid: int = 2
     slip: float = 0.15
-    judge_slip: float | None = 0.6
+    judge_slip: float = ShapeTaskConfig.judge_slip
     name: str = field(default="image", init=False)
     templates: str = field(default="tiny", init=False)
     # RL leaves them at their random weights too: in a first full run that trained them (with the
@@ -101,8 +101,7 @@ class ImageWorkload:
             return warm_start_vl(model, processor, build_image_pairs(task, data, seed), steps, task.cell, seed, progress)
 
         # Vision tower and projector keep their random weights (see the module docstring).
-        verdicts = (JUDGE_VERDICTS["random"] if self.judge_slip is None
-                    else JUDGE_VERDICTS["careless count"].format(slip=self.judge_slip))
+        verdicts = JUDGE_VERDICTS["careless count"].format(slip=self.judge_slip)
         return {**warm_started(folder, seed, build, train, self.frozen), "pairs": data.total, "judge_verdicts": verdicts}
 
     def warm_start_recipe(self, seed: int) -> dict[str, Any]:
