@@ -142,7 +142,7 @@ def noted_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: s
     """A "notes" judge reply: the worked solution, each candidate noted as equal or not to the
     solution's own answer (`A: 4!=5 B: 5==5`; a pointwise candidate has no letter), the verdict."""
     own = boxed_answer(solution)
-    return f"{solution} {listed_candidates(candidates, lambda value: equality_note(value, own))} \\boxed{{{verdict}}}"
+    return f"{solution} {_listed_candidates(candidates, lambda value: equality_note(value, own))} \\boxed{{{verdict}}}"
 
 
 def agreement_mark(candidate: str, own: str) -> str:
@@ -155,7 +155,7 @@ def marked_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: 
     (`+` same as the solution's own answer, `-` not) and the last mark stands right before the
     verdict (`A: 4- B: 5+\\boxed{B}`), where a one-layer look-back can read it."""
     own = boxed_answer(solution)
-    return f"{solution} {listed_candidates(candidates, lambda value: agreement_mark(value, own))}\\boxed{{{verdict}}}"
+    return f"{solution} {_listed_candidates(candidates, lambda value: agreement_mark(value, own))}\\boxed{{{verdict}}}"
 
 
 def checked_mark(candidate: str, own: str) -> str:
@@ -170,7 +170,7 @@ def checked_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict:
     comparison of the two tokens just before it. With ten possible answers the warm-started
     model did not learn "marks" replies (both marks right on 42.7% of held-out replies, seed 0)."""
     own = boxed_answer(solution)
-    return f"{solution} {listed_candidates(candidates, lambda value: checked_mark(value, own))}\\boxed{{{verdict}}}"
+    return f"{solution} {_listed_candidates(candidates, lambda value: checked_mark(value, own))}\\boxed{{{verdict}}}"
 
 
 def lookup_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: str) -> str:
@@ -205,7 +205,7 @@ def picked_reply(solution: str, candidates: Sequence[tuple[str, str]], verdict: 
     else:
         named = dict(candidates)[verdict]
         picked = "+" if named == own else "-"
-    checks = listed_candidates(candidates, lambda value: checked_mark(value, own))
+    checks = _listed_candidates(candidates, lambda value: checked_mark(value, own))
     return f"{solution} {checks} {picked}\\boxed{{{verdict}}}"
 
 
@@ -221,7 +221,7 @@ def followed_verdict(candidates: Sequence[tuple[str, str]], own: str, labels: Se
     return matching[0] if len(matching) == 1 else rng.choice(labels)
 
 
-def listed_candidates(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = str) -> str:
+def _listed_candidates(candidates: Sequence[tuple[str, str]], show: Callable[[str], str] = str) -> str:
     """`A: x B: y` for lettered candidates, `x` for a pointwise one (empty letter)."""
     return " ".join(f"{letter}: {show(value)}" if letter else show(value) for letter, value in candidates)
 
@@ -257,7 +257,7 @@ def _verdict_pairs(
             return lookup_reply(solution, candidates, verdict)
         if style == "picks":
             return picked_reply(solution, candidates, verdict)
-        return judge_reply(solution, listed_candidates(candidates), verdict)
+        return judge_reply(solution, _listed_candidates(candidates), verdict)
 
     return [SupervisedPair(prompt, reply(verdict), task, verdict, right) for verdict in verdicts]
 
