@@ -147,3 +147,11 @@ def test_chat_template_writes_the_image_after_the_text_in_every_prompt():
         assert rendered.count(IMAGE_TOKEN) == 1
         ends.append(rendered[rendered.index(question):])
     assert ends[0] == ends[1] == f"{question}{IMAGE_TOKEN}<eos><assistant>"
+
+
+@pytest.mark.parametrize("field,value", [("slip", None), ("slip", 1.5), ("judge_slip", "0.6"), ("judge_slip", -0.1)])
+def test_shape_task_slips_must_be_probabilities(field, value):
+    from sparkrl.tiny_vl.task import ShapeTaskConfig
+
+    with pytest.raises(ValueError, match=rf"ShapeTaskConfig\.{field} must be a number in \[0, 1\]"):
+        ShapeTaskConfig(**{field: value})

@@ -59,10 +59,10 @@ class ShapeTaskConfig:
             raise ValueError(f"ShapeTaskConfig.grid must be 2-4, got {self.grid}")
         if self.cell < 6:
             raise ValueError(f"ShapeTaskConfig.cell must be >= 6 pixels, got {self.cell}")
-        if not 0.0 <= self.slip <= 1.0:
-            raise ValueError(f"ShapeTaskConfig.slip must be in [0, 1], got {self.slip}")
-        if not isinstance(self.judge_slip, int | float) or not 0.0 <= self.judge_slip <= 1.0:
-            raise ValueError(f"ShapeTaskConfig.judge_slip must be in [0, 1], got {self.judge_slip}")
+        for name in ("slip", "judge_slip"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"ShapeTaskConfig.{name} must be a number in [0, 1], got {value!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"ShapeTaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
 
