@@ -36,6 +36,17 @@ def test_claims_hold_only_when_the_numbers_say_so():
     assert "wrong to right 7, right to wrong 3" in check_claims(transitions)[-1].detail
 
 
+def test_policy_lead_needs_spark_to_beat_the_warm_start_too():
+    # Run 32 of the digit note: both policies flat, plain GRPO's 4 points down, SPARK's where it began.
+    flat = {"warmstart": _row(0.50, 0.64, 0.585, 0.51), "grpo": _row(0.46, 0.64, 0.595, 0.45),
+            "spark": _row(0.50, 0.98, 0.975, 0.56)}
+    lead = next(c for c in check_claims(flat) if c.name.startswith("SPARK's policy"))
+    assert not lead.holds
+    assert "+4.0 points; from the warm start's 50.0%: SPARK +0.0 points, GRPO -4.0 points" in lead.detail
+    learnt = {**flat, "spark": _row(0.53, 0.98, 0.975, 0.56)}
+    assert next(c for c in check_claims(learnt) if c.name.startswith("SPARK's policy")).holds
+
+
 def test_image_claims_judge_target_is_80_percent():
     summary = {"modality": "image", "grpo": _row(0.8, 0.5, 0.50, 0.8), "spark": _row(0.9, 0.5, 0.81, 0.95)}
     claims = {c.name: c.holds for c in check_claims(summary)}
