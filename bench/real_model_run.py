@@ -12,7 +12,11 @@ What it runs (all on the CPU, one job after another):
 4. with `--compare-full`, a few rounds of LoRA and of full fine-tuning for peak memory and
    time per round.
 
-    python bench/real_model_run.py --out runs/real-model [--policy-steps 24] [--compare-full]
+    python bench/real_model_run.py --out runs/real-model [--policy-steps 24] [--compare-full] [--equal-rounds]
+
+With `--equal-rounds`, plain GRPO is also trained for as many policy rounds as SPARK's policy and
+recycled rounds together (equal optimizer steps and generation rounds), as a control for SPARK's
+extra updates.
 
 Writes `report.md`, `summary.json` and `curves.png` in --out, and prints the report.
 """
@@ -181,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-full", action="store_true", help="also measure LoRA against full fine-tuning")
     parser.add_argument("--memory-rounds", type=int, default=3)
+    parser.add_argument("--equal-rounds", action="store_true",
+                        help="also train plain GRPO for as many rounds as SPARK's policy and recycled rounds together")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     train_file, held_out = TRAIN, HELD_OUT
@@ -188,11 +194,15 @@ def main(argv: list[str] | None = None) -> int:
                "runs": {}, "eval": {}}
     print("[real model] evaluating the base model", flush=True)
     summary["eval"]["base"] = evaluate(args.model, held_out, args.out / "eval-base", args)
-    for name, schedule in (("grpo", "off"), ("spark", "alternate")):
-        print(f"[real model] training {name}", flush=True)
-        run = train(run_config(args, train_file, args.out / name, schedule, True, args.policy_steps), args.out / name)
+    plan = [("grpo", "off", args.policy_steps), ("spark", "alternate", args.policy_steps)]
+    if args.equal_rounds:
+        plan.append(("grpo-equal-rounds", "off", None))  # SPARK's round count, known once it has run
+    for name, schedule, policy_steps in plan:
+        policy_steps = policy_steps or len(summary["runs"]["spark"]["steps"])
+        print(f"[real model] training {name} ({policy_steps} policy rounds)", flush=True)
+        run = train(run_config(args, train_file, args.out / name, schedule, True, policy_steps), args.out / name)
         run["round_times"] = round_times(run["steps"])
-        run["policy_rounds"] = args.policy_steps
+        run["policy_rounds"] = policy_steps
         summary["runs"][name] = run
         print(f"[real model] evaluating {name}", flush=True)
         summary["eval"][name] = evaluate(args.out / name / "final", held_out, args.out / f"eval-{name}", args)

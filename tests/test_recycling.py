@@ -354,7 +354,7 @@ def test_caps_absolute_and_per_group_keep_balance():
 
 @pytest.mark.parametrize("changes", [
     {"kinds": ()}, {"kinds": ("pointwise", "pointwise")}, {"kinds": ("judge",)}, {"kinds": "pointwise"},
-    {"reflection_modes": ("trace",)}, {"mixed_pointwise_prob": 1.5}, {"letter_prob": -0.1},
+    {"reflection_modes": ("trace",)}, {"mixed_pointwise_prob": 1.5}, {"letter_prob": -0.1}, {"letter_prob": True}, {"correct_at": False},
     {"max_judge_items": -1}, {"max_reflection_items": 2.5}, {"max_judge_items": True},
     {"judge_items_per_group": math.inf}, {"reflection_items_per_group": -0.5}, {"correct_at": 0.0},
     {"wrong_at": math.nan}, {"templates": None}, {"max_prompt_tokens": 0}, {"max_prompt_tokens": 1.5},

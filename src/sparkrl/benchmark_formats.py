@@ -51,6 +51,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sparkrl import choices
+from sparkrl.checks import is_number
 from sparkrl.benchmarks import BenchmarkError, BestOfItem, Item, PairwiseItem
 from sparkrl.rows import Example
 from sparkrl.verification import as_number, normalize_answer
@@ -280,7 +281,7 @@ def _mathvista_free_form(row: _Row, answer: str) -> tuple[str, str]:
 
 def _decimals(row: _Row, field: str) -> int:
     value = row.fields.get(field)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+    if not is_number(value) or not math.isfinite(value) \
             or value != int(value) or value < 0:
         raise row.error(field, f"expected a whole number of decimals, got {value!r}")
     return int(value)

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from sparkrl.checks import is_number, is_probability
 from sparkrl.prompt_budget import (
     DEFAULT_MIN_ATTEMPT_TOKENS,
     PromptBudget,
@@ -220,7 +221,7 @@ class RecyclingConfig:
         )
         for name in ("mixed_pointwise_prob", "letter_prob"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            if not is_probability(value):
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
         _check_cap("max_judge_items", self.max_judge_items, int)
         _check_cap("max_reflection_items", self.max_reflection_items, int)
@@ -228,7 +229,7 @@ class RecyclingConfig:
         _check_cap("reflection_items_per_group", self.reflection_items_per_group, float)
         for name in ("correct_at", "wrong_at"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_number(value) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.wrong_at < self.correct_at:
             raise ValueError(f"wrong_at ({self.wrong_at}) must be below correct_at ({self.correct_at})")

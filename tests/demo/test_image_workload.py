@@ -149,7 +149,8 @@ def test_chat_template_writes_the_image_after_the_text_in_every_prompt():
     assert ends[0] == ends[1] == f"{question}{IMAGE_TOKEN}<eos><assistant>"
 
 
-@pytest.mark.parametrize("field,value", [("slip", None), ("slip", 1.5), ("judge_slip", "0.6"), ("judge_slip", -0.1)])
+@pytest.mark.parametrize("field,value", [("slip", None), ("slip", 1.5), ("judge_slip", "0.6"), ("judge_slip", -0.1),
+                                         ("slip", True), ("judge_slip", False)])
 def test_shape_task_slips_must_be_probabilities(field, value):
     from sparkrl.tiny_vl.task import ShapeTaskConfig
 

@@ -136,7 +136,8 @@ def test_judge_examples_reject_unknown_kind() -> None:
     "kwargs,match",
     [({"operands": 1}, "operands"), ({"digits": 0}, "digits"), ({"carry_slip": 1.5}, "carry_slip"),
      ({"test_fraction": 0.0}, "test_fraction"), ({"asked": "units"}, "asked"), ({"asked": "tens", "digits": 1}, "digits"),
-     ({"carry_slip": None}, "carry_slip"), ({"judge_slip": "0.5"}, "judge_slip"), ({"judge_slip": -0.1}, "judge_slip")],
+     ({"carry_slip": None}, "carry_slip"), ({"judge_slip": "0.5"}, "judge_slip"), ({"judge_slip": -0.1}, "judge_slip"),
+     ({"carry_slip": True}, "carry_slip"), ({"judge_slip": False}, "judge_slip")],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -33,6 +33,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
+from sparkrl.checks import is_probability
 from sparkrl.rows import TASK_PAIRWISE, TASK_POINTWISE, Example
 from sparkrl.templates import TemplateSet, pairwise_prompt, pointwise_prompt
 
@@ -70,13 +71,13 @@ class TaskConfig:
     judge_slip: float | None = None
 
     def __post_init__(self) -> None:
-        if self.judge_slip is not None and not _is_probability(self.judge_slip):
+        if self.judge_slip is not None and not is_probability(self.judge_slip):
             raise ValueError(f"TaskConfig.judge_slip must be in [0, 1] or None, got {self.judge_slip!r}")
         if not 2 <= self.operands <= 4:
             raise ValueError(f"TaskConfig.operands must be 2-4, got {self.operands}")
         if not 1 <= self.digits <= 6:
             raise ValueError(f"TaskConfig.digits must be 1-6, got {self.digits}")
-        if not _is_probability(self.carry_slip):
+        if not is_probability(self.carry_slip):
             raise ValueError(f"TaskConfig.carry_slip must be in [0, 1], got {self.carry_slip!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"TaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
@@ -85,10 +86,6 @@ class TaskConfig:
         if self.asked != "sum" and self.digits < 2:
             # With one column there is no tens column whose miscount makes a wrong answer.
             raise ValueError(f"TaskConfig.asked={self.asked!r} needs digits >= 2, got {self.digits}")
-
-
-def _is_probability(value: object) -> bool:
-    return isinstance(value, int | float) and 0.0 <= value <= 1.0
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from sparkrl.checks import is_probability
 from sparkrl.rows import Example
 
 SPLITS = ("train", "test")
@@ -61,7 +62,7 @@ class ShapeTaskConfig:
             raise ValueError(f"ShapeTaskConfig.cell must be >= 6 pixels, got {self.cell}")
         for name in ("slip", "judge_slip"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            if not is_probability(value):
                 raise ValueError(f"ShapeTaskConfig.{name} must be a number in [0, 1], got {value!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"ShapeTaskConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
