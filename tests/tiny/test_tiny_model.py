@@ -103,3 +103,26 @@ def test_grpo_trainer_runs_a_step_on_the_tiny_model(tokenizer, tmp_path: Path) -
     trainer = GRPOTrainer(model=model, reward_funcs=reward_digits, args=args, train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tokenizer)
     trainer.train()
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
+def test_the_vision_language_model_s_language_half_is_the_text_model_s_configuration() -> None:
+    from sparkrl.tiny.model import llama_config
+    from sparkrl.tiny_vl.model import TinyVLSize, build_tiny_vl_model, build_vl_processor
+
+    size = TinyVLSize()
+    processor = build_vl_processor(size)
+    model = build_tiny_vl_model(processor, seed=5)
+    expected = llama_config(processor.tokenizer, size.language).to_dict()
+    got = model.config.text_config.to_dict()
+    assert {k: got[k] for k in expected if k in got and k != "transformers_version"} == {
+        k: v for k, v in expected.items() if k in got and k != "transformers_version"}
+    assert got["vocab_size"] == len(processor.tokenizer) and got["hidden_size"] == size.hidden
+    # Same seed, same weights; another seed, other weights; the caller's random state untouched.
+    state = torch.random.get_rng_state()
+    again = build_tiny_vl_model(processor, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    weights = dict(model.named_parameters())
+    assert all(torch.equal(p, weights[n]) for n, p in again.named_parameters())
+    other = build_tiny_vl_model(processor, seed=6)
+    assert not all(torch.equal(p, weights[n]) for n, p in other.named_parameters())
+    assert model.generation_config.eos_token_id == processor.tokenizer.eos_token_id

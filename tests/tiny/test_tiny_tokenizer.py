@@ -93,3 +93,23 @@ def test_mark_tokens_glue_a_mark_to_the_verdict_box_only_where_it_touches(tmp_pa
         assert marked.decode(marked(text, add_special_tokens=False)["input_ids"]) == text
     marked.save_pretrained(tmp_path)
     assert AutoTokenizer.from_pretrained(tmp_path)(reply)["input_ids"] == marked(reply)["input_ids"]
+
+
+def test_the_vision_language_tokenizer_is_this_one_with_its_own_tokens_after_it() -> None:
+    from sparkrl.tiny_vl.model import IMAGE_TOKEN, TASK_WORDS, build_vl_tokenizer
+
+    plain, image = build_tokenizer(), build_vl_tokenizer()
+    vocab = image.get_vocab()
+    # Every id of the text vocabulary is kept; the placeholder, then the task words, come after it.
+    assert {t: vocab[t] for t in plain.get_vocab()} == plain.get_vocab()
+    assert [vocab[t] for t in (IMAGE_TOKEN, *TASK_WORDS)] == list(range(len(plain), len(plain) + 1 + len(TASK_WORDS)))
+    assert IMAGE_TOKEN in image.all_special_tokens and IMAGE_TOKEN not in plain.get_vocab()
+    # The task words are whole in the image tokenizer only; the rest splits exactly as in the text one.
+    question = "How many red shapes? Is 3 the answer?"
+    assert image.convert_ids_to_tokens(image(question, add_special_tokens=False)["input_ids"])[:6] == [
+        "How", " ", "many", " ", "red", " "]
+    assert plain.convert_ids_to_tokens(plain(question, add_special_tokens=False)["input_ids"])[:2] == ["H", "o"]
+    tail = "Is 3 the answer?"
+    assert image(tail, add_special_tokens=False)["input_ids"] == plain(tail, add_special_tokens=False)["input_ids"]
+    # The image placeholder is one token even glued to text.
+    assert image.convert_ids_to_tokens(image("red<image>", add_special_tokens=False)["input_ids"]) == ["red", IMAGE_TOKEN]

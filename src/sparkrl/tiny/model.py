@@ -9,10 +9,14 @@ of the addition task about twice as fast per step as 4 wider ones in our warm-st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+M = TypeVar("M", bound=PreTrainedModel)
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,14 @@ def build_tiny_model(
     letters with, so RL can move a verdict without moving how the candidates are read (it did
     not help the demo's judge: docs/demo.md).
     """
-    shape = resolve_size(size)
-    config = LlamaConfig(
+    config = llama_config(tokenizer, resolve_size(size), tie_embeddings)
+    return seeded_model(lambda: LlamaForCausalLM(config), tokenizer, seed)
+
+
+def llama_config(tokenizer: PreTrainedTokenizerBase, shape: TinySize, tie_embeddings: bool = True) -> LlamaConfig:
+    """The Llama configuration of a tiny language model of `shape` over `tokenizer`'s vocabulary
+    (the text model, and the language half of the tiny vision-language model)."""
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=shape.hidden,
         num_hidden_layers=shape.layers,
@@ -74,11 +84,17 @@ def build_tiny_model(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    # Seeding a private generator would not reach transformers' init code, which draws from
-    # the global one; fork_rng keeps the caller's global state untouched instead.
+
+
+def seeded_model(construct: Callable[[], M], tokenizer: PreTrainedTokenizerBase, seed: int) -> M:
+    """`construct()` with its random initialisation drawn from `seed`, and a generation
+    configuration with `tokenizer`'s special ids (every tiny model, text or vision-language).
+
+    Seeding a private generator would not reach transformers' init code, which draws from the
+    global one; fork_rng keeps the caller's global state untouched instead."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
+        model = construct()
     model.generation_config = GenerationConfig(
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

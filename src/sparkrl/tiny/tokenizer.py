@@ -13,7 +13,9 @@ saves and loads with `save_pretrained` / `from_pretrained`. A turn is
 
 from __future__ import annotations
 
+import re
 import string
+from collections.abc import Sequence
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
@@ -50,32 +52,48 @@ CHAT_TEMPLATE = (
 )
 
 
-def vocabulary(mark_tokens: bool = False) -> dict[str, int]:
+def vocabulary(mark_tokens: bool = False, extra_tokens: Sequence[str] = ()) -> dict[str, int]:
     """Token -> id: special tokens first (so ids are stable), then characters, then words, then
-    (with `mark_tokens`) the marked boxes."""
+    (with `mark_tokens`) the marked boxes, then `extra_tokens` in their order (a variant's own
+    tokens, e.g. the image placeholder: every id of the base vocabulary stays what it is)."""
     characters = [c for c in string.printable if c not in "\r\x0b\x0c"]
     tokens = [*SPECIAL_TOKENS, *characters, BOXED, *WORDS, *(MARKED_BOXES if mark_tokens else ())]
-    return {token: index for index, token in enumerate(tokens)}
+    vocab = {token: index for index, token in enumerate(tokens)}
+    for token in extra_tokens:
+        vocab.setdefault(token, len(vocab))
+    return vocab
 
 
-def _split_pattern(mark_tokens: bool = False) -> str:
-    words = "|".join(WORDS)
+def _split_pattern(words: Sequence[str], mark_tokens: bool = False) -> str:
+    ordered = "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
     marked = r"[+-]\\boxed\{|" if mark_tokens else ""
     # A word counts only when not glued to other letters, so "Note" is N-o-t-e, not "No"+"te".
-    return marked + r"\\boxed\{|(?<![A-Za-z])(?:" + words + r")(?![A-Za-z])|[\s\S]"
+    return marked + r"\\boxed\{|(?<![A-Za-z])(?:" + ordered + r")(?![A-Za-z])|[\s\S]"
 
 
-def build_tokenizer(mark_tokens: bool = False) -> PreTrainedTokenizerFast:
-    """A fresh tiny tokenizer (deterministic: same ids every time).
+def build_tokenizer(
+    mark_tokens: bool = False,
+    *,
+    extra_words: Sequence[str] = (),
+    extra_specials: Sequence[str] = (),
+    chat_template: str = CHAT_TEMPLATE,
+) -> PreTrainedTokenizerFast:
+    """A fresh tiny tokenizer (deterministic: same ids every time). The one builder of every tiny
+    tokenizer: the vision-language variant (`sparkrl.tiny_vl.model`) is this one with its own words,
+    its image placeholder and its chat template.
 
     mark_tokens: `+\\boxed{` and `-\\boxed{` are single tokens, so in a `marks` judge reply
     (`sparkrl.tiny.warmstart.marked_reply`) the verdict letter is predicted at the position of
     the last mark itself: following the mark is then a matter of that one token's embedding,
     which nothing but verdicts uses. The text is the same either way; only its tokens differ.
     (Measured in docs/demo.md: RL then moved the decision into the choice of the mark.)
+    extra_words: whole words, one token each, after the base vocabulary.
+    extra_specials: special tokens (never split, kept on decoding), after the base vocabulary and
+        before `extra_words`.
     """
-    core = Tokenizer(models.WordLevel(vocab=vocabulary(mark_tokens), unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(_split_pattern(mark_tokens)), behavior="isolated")
+    vocab = vocabulary(mark_tokens, extra_tokens=(*extra_specials, *extra_words))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(_split_pattern((*WORDS, *extra_words), mark_tokens)), behavior="isolated")
     core.decoder = decoders.Fuse()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
@@ -83,9 +101,9 @@ def build_tokenizer(mark_tokens: bool = False) -> PreTrainedTokenizerFast:
         eos_token=EOS,
         pad_token=PAD,
         unk_token=UNK,
-        additional_special_tokens=list(ROLE_TOKENS),
+        additional_special_tokens=[*ROLE_TOKENS, *extra_specials],
         padding_side="left",
         clean_up_tokenization_spaces=False,
     )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template
     return tokenizer

@@ -25,23 +25,19 @@ policy prompts, and SPARK's image judge never learnt (docs/vision.md).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     CLIPImageProcessorPil,
     CLIPVisionConfig,
-    GenerationConfig,
-    LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
     PreTrainedTokenizerFast,
 )
 
-from sparkrl.tiny.tokenizer import BOS, EOS, PAD, ROLE_TOKENS, UNK, WORDS, vocabulary
+from sparkrl.tiny.model import TinySize, llama_config, seeded_model
+from sparkrl.tiny.tokenizer import build_tokenizer
 
 IMAGE_TOKEN = "<image>"
 # Words of the shape-counting questions (see sparkrl.tiny_vl.task), one token each.
@@ -96,37 +92,19 @@ class TinyVLSize:
             raise ValueError(f"TinyVLSize head size {self.hidden // self.heads} must be even (rotary embeddings)")
 
     @property
+    def language(self) -> TinySize:
+        """The shape of the Llama language model."""
+        return TinySize(self.hidden, self.layers, self.heads, self.intermediate, self.max_positions)
+
+    @property
     def image_tokens(self) -> int:
         """Tokens one image takes in the prompt: one per patch plus the class token."""
         return (self.image_size // self.patch_size) ** 2 + 1
 
 
-def _split_pattern(words: tuple[str, ...]) -> str:
-    ordered = "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
-    # As in the text tokenizer: a word counts only when not glued to other letters.
-    return r"\\boxed\{|(?<![A-Za-z])(?:" + ordered + r")(?![A-Za-z])|[\s\S]"
-
-
 def build_vl_tokenizer() -> PreTrainedTokenizerFast:
     """The tiny tokenizer's vocabulary plus `<image>` and the task words (deterministic ids)."""
-    vocab = vocabulary()
-    for token in (IMAGE_TOKEN, *TASK_WORDS):
-        vocab.setdefault(token, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(_split_pattern((*WORDS, *TASK_WORDS))), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        unk_token=UNK,
-        additional_special_tokens=[*ROLE_TOKENS, IMAGE_TOKEN],
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return build_tokenizer(extra_words=TASK_WORDS, extra_specials=(IMAGE_TOKEN,), chat_template=CHAT_TEMPLATE)
 
 
 def build_vl_processor(size: TinyVLSize = TinyVLSize()) -> LlavaProcessor:
@@ -156,19 +134,7 @@ def build_tiny_vl_model(processor: LlavaProcessor, seed: int, size: TinyVLSize =
     tokenizer = processor.tokenizer
     if processor.patch_size != size.patch_size:
         raise ValueError(f"processor patch size {processor.patch_size} differs from the model's {size.patch_size}")
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.heads,
-        intermediate_size=size.intermediate,
-        max_position_embeddings=size.max_positions,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    text = llama_config(tokenizer, size.language)
     vision = CLIPVisionConfig(
         hidden_size=size.vision_hidden,
         intermediate_size=2 * size.vision_hidden,
@@ -187,14 +153,4 @@ def build_tiny_vl_model(processor: LlavaProcessor, seed: int, size: TinyVLSize =
         vision_feature_layer=-1,
         tie_word_embeddings=True,
     )
-    # As for the text model: fork_rng seeds transformers' init without touching the caller's RNG.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        max_new_tokens=64,
-    )
-    return model
+    return seeded_model(lambda: LlavaForConditionalGeneration(config), tokenizer, seed)
