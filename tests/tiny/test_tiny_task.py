@@ -99,6 +99,23 @@ def test_teacher_slips_only_on_carries_at_the_configured_rate() -> None:
     assert boxed_answer(teacher_solution(one_carry, rng, 1.0)) == "202"
 
 
+def test_false_carries_go_only_into_columns_that_receive_none() -> None:
+    rng = random.Random(0)
+    no_carry = Problem((123, 456))
+    # Every column after the first receives a carry of 1 that is not due: 9, 2+5+1, 1+4+1.
+    assert teacher_solution(no_carry, rng, 0.0, 1.0) == "3+6=9 2+5+1=8 1+4+1=6 \\boxed{689}"
+    right = sum(teacher_solution(no_carry, rng, 0.0, 0.3) == correct_solution(no_carry) for _ in range(2000))
+    assert 0.44 < right / 2000 < 0.54  # two free columns, each left alone with probability 0.7
+    # Where every column receives a true carry there is nowhere to put a false one.
+    all_carry = Problem((199, 101))
+    assert all(teacher_solution(all_carry, rng, 0.0, 1.0) == correct_solution(all_carry) for _ in range(20))
+    # Without false carries the teacher draws exactly what it drew before the option existed.
+    one_carry = Problem((105, 107))
+    first, second = random.Random(3), random.Random(3)
+    assert [teacher_solution(one_carry, first, 0.5) for _ in range(50)] == [
+        teacher_solution(one_carry, second, 0.5, 0.0) for _ in range(50)]
+
+
 def test_columns_dropping_a_carry_changes_the_total_by_it() -> None:
     cols = columns(Problem((58, 67)), dropped=frozenset([1]))
     assert [c.text() for c in cols] == ["8+7=15", "5+6=11"]
@@ -137,7 +154,8 @@ def test_judge_examples_reject_unknown_kind() -> None:
     [({"operands": 1}, "operands"), ({"digits": 0}, "digits"), ({"carry_slip": 1.5}, "carry_slip"),
      ({"test_fraction": 0.0}, "test_fraction"), ({"asked": "units"}, "asked"), ({"asked": "tens", "digits": 1}, "digits"),
      ({"carry_slip": None}, "carry_slip"), ({"judge_slip": "0.5"}, "judge_slip"), ({"judge_slip": -0.1}, "judge_slip"),
-     ({"carry_slip": True}, "carry_slip"), ({"judge_slip": False}, "judge_slip")],
+     ({"carry_slip": True}, "carry_slip"), ({"judge_slip": False}, "judge_slip"), ({"false_carry": 1.5}, "false_carry"),
+     ({"false_carry": None}, "false_carry"), ({"false_carry": True}, "false_carry")],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):

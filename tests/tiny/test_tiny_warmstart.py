@@ -290,3 +290,22 @@ def test_follows_replies_state_what_their_own_careless_answer_implies() -> None:
     with pytest.raises(ValueError, match="follows"):
         build_pairs(TaskConfig(), WarmStartData(policy=1, pointwise=1, pairwise=1, reflection=0), 0,
                     judge_style="follows", paired_verdicts=True)
+
+
+def test_false_carries_reach_policy_and_reflection_targets_but_never_judge_replies() -> None:
+    from sparkrl.templates import resolve_templates
+
+    # A teacher that never forgets a carry but always writes one where none is due: the hundreds
+    # column always receives a carry, so a target states (a2 + b2 + 1) mod 10 whatever the sum.
+    task = TaskConfig(digits=3, asked="top", explicit_carries=True, direct_answers=True, carry_slip=0.0,
+                      judge_slip=0.0, false_carry=1.0)
+    pairs = build_pairs(task, WarmStartData(policy=200, pointwise=100, pairwise=100, reflection=100), 0,
+                        templates=resolve_templates("tiny-fixed"), judge_style="follows")
+    for p in pairs:
+        if p.task in ("policy", "reflection"):
+            a, b = (int(n) for n in p.prompt.rsplit(" of ", 1)[1].split("+"))
+            assert p.label == str((a // 100 + b // 100 + 1) % 10)
+        else:  # the judge's teacher keeps every carry and adds none, so its verdicts are all right
+            assert p.label == p.correct
+    over = [p for p in pairs if p.task == "policy" and p.label != p.correct]
+    assert 0.3 < len(over) / 200 < 0.7  # wrong exactly where no true carry reaches the hundreds

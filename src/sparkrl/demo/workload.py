@@ -170,8 +170,8 @@ class TextWorkload:
     asked, explicit_carries, templates, judge_style: the task format (`sparkrl.tiny.task.TaskConfig`,
     the judge template set, how warm-start judge replies are written: `sparkrl.tiny.warmstart.build_pairs`);
     the defaults are the `sum` format, `TEXT_FORMATS` holds the demo's formats.
-    digits, carry_slip, direct_answers, judge_slip: the problems' size and the warm-start
-    teacher (`TaskConfig`).
+    digits, carry_slip, direct_answers, judge_slip, false_carry: the problems' size and the
+    warm-start teacher (`TaskConfig`).
     max_completion_length: the RL runs' completion budget in tokens (a judge reply must fit).
     warm_start_steps: supervised warm-start steps (250 with `quick`).
     warm_start_data: `WarmStartData` sizes of the warm start (its defaults where not given).
@@ -192,6 +192,7 @@ class TextWorkload:
     explicit_carries: bool = False
     direct_answers: bool = False
     judge_slip: float | None = None
+    false_carry: float = 0.0
     max_completion_length: int = 48
     templates: str = "tiny"
     judge_style: str = "compare"
@@ -217,7 +218,7 @@ class TextWorkload:
 
         return TaskConfig(digits=self.digits, carry_slip=self.carry_slip, asked=self.asked,
                           explicit_carries=self.explicit_carries, direct_answers=self.direct_answers,
-                          judge_slip=self.judge_slip)
+                          judge_slip=self.judge_slip, false_carry=self.false_carry)
 
     def _warm_start_plan(self) -> tuple[Any, Any, str]:
         from sparkrl.tiny import WarmStartConfig, WarmStartData
@@ -303,13 +304,18 @@ class TextWorkload:
 #   by column, writes its own answer beside each candidate with a mark (`A: 5~5+ B: 4~5-`), then
 #   the verdict its own answer implies, as a careless checker that forgets 75% of carries would
 #   ("follows", `sparkrl.tiny.warmstart.followed_verdict`); comparison drills teach the marks.
+#   The policy and reflection teacher forgets half the carries and writes a carry where none is
+#   due into 30% of the free columns (`false_carry`), so a wrong answer is one too low or one too
+#   high and a revision has to work out which (with forgotten carries only, revisions learnt
+#   "the shown answer plus one"); recycled rounds hold as many reflection items as judge items.
 #   The warm start (5,000 steps, 7 min on 2 cores) ships with sparkrl (`SHIPPED_WARM_STARTS`).
 #   Why each part: experiments/notes/digit-demo-2026-12.md.
 DIGIT_FORMAT: Mapping[str, Any] = MappingProxyType({
     "digits": 3, "asked": "top", "explicit_carries": True, "direct_answers": True, "carry_slip": 0.5, "judge_slip": 0.75,
+    "false_carry": 0.3,
     "templates": "tiny-fixed", "judge_style": "follows", "max_completion_length": 64,
-    "recycling": MappingProxyType({**BOTH_ORDERS_RECYCLING, "mixed_pointwise_prob": 0.5, "max_judge_items": 12,
-                                   "max_reflection_items": 4}),
+    "recycling": MappingProxyType({**BOTH_ORDERS_RECYCLING, "mixed_pointwise_prob": 0.5, "max_judge_items": 8,
+                                   "max_reflection_items": 8}),
     "warm_start_data": MappingProxyType({"policy": 40000, "pointwise": 40000, "pairwise": 40000, "reflection": 16000,
                                          "comparisons": 24000}),
     "learning_rate": 5e-4, "lr_schedule": "cosine", "kl_beta": 0.3, "warm_start_steps": 5000, "rl_steps": 120,

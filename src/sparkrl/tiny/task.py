@@ -59,6 +59,8 @@ class TaskConfig:
     direct_answers: policy and reflection replies state only the asked answer (`\\boxed{6}`),
         without the written columns; judge replies still work the question (`sparkrl.tiny.warmstart`).
     judge_slip: the teacher's carry slip when it works a judge's solution (None: `carry_slip`).
+    false_carry: probability that the policy and reflection teacher writes a carry of 1 into a
+        column that receives none (the judge's teacher never does).
     """
 
     operands: int = 2
@@ -69,8 +71,11 @@ class TaskConfig:
     explicit_carries: bool = False
     direct_answers: bool = False
     judge_slip: float | None = None
+    false_carry: float = 0.0
 
     def __post_init__(self) -> None:
+        if not is_probability(self.false_carry):
+            raise ValueError(f"TaskConfig.false_carry must be in [0, 1], got {self.false_carry!r}")
         if self.judge_slip is not None and not is_probability(self.judge_slip):
             raise ValueError(f"TaskConfig.judge_slip must be in [0, 1] or None, got {self.judge_slip!r}")
         if not 2 <= self.operands <= 4:
@@ -194,11 +199,13 @@ def generate_examples(config: TaskConfig, split: str, n: int, seed: int) -> list
     return [p.to_example(split) for p in generate_problems(config, split, n, seed)]
 
 
-def columns(problem: Problem, dropped: frozenset[int] = frozenset(), bumped: dict[int, int] | None = None) -> list[Column]:
+def columns(problem: Problem, dropped: frozenset[int] = frozenset(), bumped: dict[int, int] | None = None,
+            added: frozenset[int] = frozenset()) -> list[Column]:
     """The written columns, right to left.
 
     dropped: column indices whose incoming carry is forgotten (the teacher's slip).
     bumped: column index -> error added to that column's stated sum (a plain miscount).
+    added: column indices that receive a carry of 1 where none is due (a spurious carry).
     Later columns use the carry of what was written, so a wrong solution stays consistent.
     """
     width = max(len(str(n)) for n in problem.operands)
@@ -207,6 +214,8 @@ def columns(problem: Problem, dropped: frozenset[int] = frozenset(), bumped: dic
     for index in range(width):
         digits = tuple(n // 10**index % 10 for n in problem.operands)
         written_carry = 0 if index in dropped else carry
+        if index in added and carry == 0:
+            written_carry = 1
         total = sum(digits) + written_carry + bumped.get(index, 0)
         result.append(Column(digits, written_carry, total))
         carry = total // 10
@@ -236,12 +245,18 @@ def correct_solution(problem: Problem) -> str:
     return render(columns(problem), problem)
 
 
-def teacher_solution(problem: Problem, rng: random.Random, carry_slip: float) -> str:
-    """The warm-start teacher: correct except that each carry is forgotten with `carry_slip`."""
+def teacher_solution(problem: Problem, rng: random.Random, carry_slip: float, false_carry: float = 0.0) -> str:
+    """The warm-start teacher: correct except that each carry is forgotten with `carry_slip`
+    and, with `false_carry`, a carry is written into a column that receives none (drawn only
+    when `false_carry` > 0, so that without it the teacher's random stream is unchanged)."""
     honest = columns(problem)
     carries_at = [i for i in range(1, len(honest)) if honest[i - 1].total >= 10]
     dropped = frozenset(i for i in carries_at if rng.random() < carry_slip)
-    return render(columns(problem, dropped), problem)
+    added: frozenset[int] = frozenset()
+    if false_carry > 0:
+        free = [i for i in range(1, len(honest)) if honest[i - 1].total < 10]
+        added = frozenset(i for i in free if rng.random() < false_carry)
+    return render(columns(problem, dropped, added=added), problem)
 
 
 def wrong_solution(problem: Problem, rng: random.Random) -> str:

@@ -6,7 +6,8 @@ would ever earn a reward. It must not, however, already know how to judge: the d
 is that judging is learnt by SPARK's RL. So in this data
 
 - policy targets come from the imperfect teacher (`task.teacher_solution`, forgetting
-  carries), so greedy accuracy stays well below 100% and RL has room;
+  carries and, with `TaskConfig.false_carry`, writing carries that are not due), so greedy
+  accuracy stays well below 100% and RL has room;
 - every judge target is the teacher's own worked solution of the question, then the
   candidate answer(s) copied from the prompt (`vs 127`, `vs A: 125 B: 126`), then a verdict
   drawn at random, independent of whether any candidate is correct. The worked solution and
@@ -305,6 +306,7 @@ def comparison_pair(rng: random.Random, style: str) -> SupervisedPair:
 
 def reflection_pair(
     problem: Problem, rng: random.Random, carry_slip: float, templates: TemplateSet, direct: bool = False,
+    false_carry: float = 0.0,
 ) -> SupervisedPair:
     """direct: attempts and targets are stated answers only (`TaskConfig.direct_answers`)."""
     attempt = wrong_solution(problem, rng)
@@ -314,15 +316,16 @@ def reflection_pair(
     shown = attempt if mode == "cot" else boxed_answer(attempt)
     prompt = reflection_prompt(problem.question, shown, mode, rng, templates=templates)
     # Drawn independently of `attempt`: the warm start teaches the format, not the repair.
-    target = teacher_solution(problem, rng, carry_slip)
+    target = teacher_solution(problem, rng, carry_slip, false_carry)
     if direct:
         target = direct_reply(target)
     return SupervisedPair(prompt, target, TASK_REFLECTION, boxed_answer(target), problem.answer)
 
 
-def policy_pair(problem: Problem, rng: random.Random, carry_slip: float, suffix: str, direct: bool = False) -> SupervisedPair:
+def policy_pair(problem: Problem, rng: random.Random, carry_slip: float, suffix: str, direct: bool = False,
+                false_carry: float = 0.0) -> SupervisedPair:
     """direct: the target is the teacher's stated answer only (`TaskConfig.direct_answers`)."""
-    target = teacher_solution(problem, rng, carry_slip)
+    target = teacher_solution(problem, rng, carry_slip, false_carry)
     if direct:
         target = direct_reply(target)
     return SupervisedPair(problem.question + suffix, target, TASK_POLICY, boxed_answer(target), problem.answer)
@@ -374,14 +377,15 @@ def build_pairs(
     problems = itertools.cycle(pool)
     slip, direct = task.carry_slip, task.direct_answers
     judge_slip = slip if task.judge_slip is None else task.judge_slip
-    pairs = [policy_pair(next(problems), rng, slip, policy_suffix, direct) for _ in range(data.policy)]
+    false = task.false_carry
+    pairs = [policy_pair(next(problems), rng, slip, policy_suffix, direct, false) for _ in range(data.policy)]
     per_prompt = 2 if paired_verdicts else 1
     for count, make in ((data.pointwise, pointwise_pairs), (data.pairwise, pairwise_pairs)):
         judged = [p for _ in range(math.ceil(count / per_prompt))
                   for p in make(next(problems), rng, judge_slip, templates, style=judge_style, paired=paired_verdicts,
                                 first_share=first_verdict_share)]
         pairs += judged[:count]
-    pairs += [reflection_pair(next(problems), rng, slip, templates, direct) for _ in range(data.reflection)]
+    pairs += [reflection_pair(next(problems), rng, slip, templates, direct, false) for _ in range(data.reflection)]
     pairs += [comparison_pair(rng, judge_style) for _ in range(data.comparisons)]
     rng.shuffle(pairs)
     return pairs
