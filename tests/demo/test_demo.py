@@ -47,6 +47,44 @@ def test_policy_lead_needs_spark_to_beat_the_warm_start_too():
     assert next(c for c in check_claims(learnt) if c.name.startswith("SPARK's policy")).holds
 
 
+def test_the_policy_lead_reports_its_paired_standard_error():
+    from sparkrl.demo.claims import paired_standard_error
+
+    # Seed 2 of run 34: 19 problems right for SPARK alone, 15 for plain GRPO alone, of 200.
+    assert paired_standard_error(200, 19, 15) == pytest.approx(0.02912, abs=1e-5)
+    assert paired_standard_error(10, 0, 0) == 0.0  # the same answers everywhere: no noise
+    assert paired_standard_error(4, 2, 2) == pytest.approx(0.5)  # differences of +1, +1, -1, -1
+    for bad in ((0, 0, 0), (10, -1, 0), (10, 6, 5)):
+        with pytest.raises(ValueError, match="paired counts"):
+            paired_standard_error(*bad)
+    summary = {"grpo": _row(0.635, 0.6, 0.6, 0.6), "spark": _row(0.655, 0.95, 0.95, 0.8),
+               "policy_paired": {"n": 200, "first_only": 19, "second_only": 15}}
+    lead = next(c for c in check_claims(summary) if c.name.startswith("SPARK's policy"))
+    assert not lead.holds  # the threshold is still 3 points
+    assert lead.detail.endswith("(+2.0 points; paired standard error 2.9 points over 200 problems, "
+                                "SPARK alone right on 19, GRPO alone on 15)")
+
+
+def test_paired_counts_match_items_by_hash_and_name_a_bad_row(tmp_path: Path) -> None:
+    from sparkrl.demo.measure import paired_counts
+
+    def write(name: str, rows: list[tuple[str, float]]) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"item_hash": h, "correct": c}) + "\n" for h, c in rows))
+        return path
+
+    spark = write("spark.jsonl", [("a", 1.0), ("b", 1.0), ("c", 0.0), ("d", 0.0)])
+    grpo = write("grpo.jsonl", [("d", 1.0), ("c", 0.0), ("b", 1.0), ("a", 0.0)])  # another order
+    assert paired_counts(spark, grpo) == {"n": 4, "first_only": 1, "second_only": 1}
+    other = write("other.jsonl", [("a", 1.0), ("b", 1.0), ("c", 0.0), ("e", 0.0)])
+    with pytest.raises(ValueError, match="do not hold the same items"):
+        paired_counts(spark, other)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps({"item_hash": "a", "correct": 1.0}) + "\n" + json.dumps({"correct": 1.0}) + "\n")
+    with pytest.raises(ValueError, match=r"broken.jsonl: row 2: no item_hash and correct"):
+        paired_counts(broken, spark)
+
+
 def test_image_claims_judge_target_is_80_percent():
     summary = {"modality": "image", "grpo": _row(0.8, 0.5, 0.50, 0.8), "spark": _row(0.9, 0.5, 0.81, 0.95)}
     claims = {c.name: c.holds for c in check_claims(summary)}
@@ -88,6 +126,11 @@ def test_quick_demo_writes_summary_report_plots_and_models(quick_demo: tuple[Pat
     # plain GRPO also runs for SPARK's round budget: the comparison at equal rollouts
     assert summary["curves"]["grpo-rounds"][-1]["policy_step"] == 2 * summary["policy_steps"]
     assert "At equal generation rounds" in report and "At equal generation rounds" in stdout
+    # SPARK's and plain GRPO's answers compared item by item, the lead's noise in the claim
+    paired = summary["policy_paired"]
+    assert paired["n"] == 60 and paired["first_only"] + paired["second_only"] <= 60
+    lead = next(c for c in summary["claims"] if c["name"].startswith("SPARK's policy"))
+    assert f"over 60 problems, SPARK alone right on {paired['first_only']}" in lead["detail"]
 
 
 def test_rerunning_the_demo_resumes_instead_of_retraining(quick_demo: tuple[Path, str]) -> None:

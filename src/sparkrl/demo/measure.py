@@ -13,10 +13,14 @@ evaluation.
   rounds; the last answer counts; with it self_reflection_wrong_to_right and
   self_reflection_right_to_wrong, how many held-out problems the loop turned from a wrong first
   answer into a right last one and back.
+
+`paired_counts` compares two models' single answers on the same held-out problems, item by item
+(what the claim of a policy lead needs to tell a lead from the noise of a few hundred problems).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,3 +83,27 @@ def measure(job: MeasureJob) -> dict[str, float]:
         results["self_reflection_wrong_to_right"] = reflection.get("wrong_to_right", 0)
         results["self_reflection_right_to_wrong"] = reflection.get("right_to_wrong", 0)
     return results
+
+
+def paired_counts(first: Path, second: Path) -> dict[str, int]:
+    """How two evaluations of the same items differ, item by item: `n` items, `first_only` right
+    in `first` alone, `second_only` right in `second` alone (each a `sparkrl.evaluation` JSONL of
+    one strategy, e.g. `DIR/eval/spark/reasoning/single.jsonl`; items matched by their hash).
+    Raises ValueError naming both files when they do not hold the same items."""
+    a, b = _correct_by_item(first), _correct_by_item(second)
+    if a.keys() != b.keys():
+        raise ValueError(f"{first} and {second} do not hold the same items ({len(a)} and {len(b)}; "
+                         f"{len(a.keys() ^ b.keys())} in one only)")
+    return {"n": len(a), "first_only": sum(a[k] and not b[k] for k in a), "second_only": sum(b[k] and not a[k] for k in a)}
+
+
+def _correct_by_item(path: Path) -> dict[str, bool]:
+    rows = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                row = json.loads(line)
+                rows[row["item_hash"]] = float(row["correct"]) >= 1.0
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"{path}: row {number}: no item_hash and correct ({err})") from err
+    return rows

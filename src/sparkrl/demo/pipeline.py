@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from sparkrl.demo.claims import check_claims
-from sparkrl.demo.measure import MeasureJob, measure
+from sparkrl.demo.measure import MeasureJob, measure, paired_counts
 from sparkrl.demo.runs import RunError, RunSpec, checkpoints, run_specs, train_all, write_config
 from sparkrl.demo.workload import TEXT_FORMATS, Workload, text_workload
 
@@ -130,6 +130,8 @@ def run_demo(config: DemoConfig, progress: Progress = print) -> dict[str, Any]:
         "warm_start": warm_report,
         "curves": curves,
     }
+    if "spark" in finals and "grpo" in finals:
+        summary["policy_paired"] = paired_counts(*(out / "eval" / name / "reasoning" / "single.jsonl" for name in ("spark", "grpo")))
     summary["claims"] = [claim.to_dict() for claim in check_claims(summary)]
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_report(summary, out)
