@@ -126,3 +126,12 @@ def test_the_vision_language_model_s_language_half_is_the_text_model_s_configura
     other = build_tiny_vl_model(processor, seed=6)
     assert not all(torch.equal(p, weights[n]) for n, p in other.named_parameters())
     assert model.generation_config.eos_token_id == processor.tokenizer.eos_token_id
+
+
+@pytest.mark.parametrize("kwargs,match", [({"hidden": 60}, "TinySize.hidden"), ({"hidden": 20, "heads": 4}, "must be even"),
+                                          ({"vision_hidden": 33}, "vision_hidden"), ({"patch_size": 5}, "multiple of patch_size")])
+def test_the_vision_language_size_checks_its_language_half_as_the_text_model_s(kwargs: dict, match: str) -> None:
+    from sparkrl.tiny_vl.model import TinyVLSize
+
+    with pytest.raises(ValueError, match=match):
+        TinyVLSize(**kwargs)
